@@ -38,7 +38,10 @@ def check_trailing_shape(name: str, x: Tensor, *trailing: int | None) -> None:
     check_tensor(name, x)
     n = len(trailing)
     actual = tuple(x.shape[x.ndim - n :]) if x.ndim >= n else None
-    if actual is None or any(t is not None and a != t for a, t in zip(actual, trailing)):
+    mismatch = actual is None or any(
+        t is not None and a != t for a, t in zip(actual, trailing, strict=True)
+    )
+    if mismatch:
         expected = ", ".join(["...", *("N" if t is None else str(t) for t in trailing)])
         raise ValueError(f"`{name}` must have shape ({expected}), got {tuple(x.shape)}")
 
