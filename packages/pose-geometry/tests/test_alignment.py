@@ -55,9 +55,12 @@ def test_matches_float64_numpy_reference(dtype):
     g = torch.Generator().manual_seed(2)
     source = torch.randn(32, 14, 3, dtype=torch.float64, generator=g)
     target = torch.randn(32, 14, 3, dtype=torch.float64, generator=g) * 0.3 + source
-    expected = np.stack([
-        _numpy_similarity_procrustes(a, b) for a, b in zip(source.numpy(), target.numpy(), strict=True)
-    ])
+    expected = np.stack(
+        [
+            _numpy_similarity_procrustes(a, b)
+            for a, b in zip(source.numpy(), target.numpy(), strict=True)
+        ]
+    )
     result = procrustes_align(source.to(dtype), target.to(dtype))
     assert_close(result.aligned, torch.from_numpy(expected).to(dtype))
 
@@ -67,7 +70,9 @@ def test_uniform_weights_equal_no_weights_and_zero_weights_ignore_points():
     source = torch.randn(4, 10, 3, dtype=torch.float64, generator=g)
     target, R, s, _ = _similar_copy(source, g)
     plain = procrustes_align(source, target)
-    uniform = procrustes_align(source, target, weights=torch.full((4, 10), 0.7, dtype=torch.float64))
+    uniform = procrustes_align(
+        source, target, weights=torch.full((4, 10), 0.7, dtype=torch.float64)
+    )
     assert_close(uniform.aligned, plain.aligned)
     # Corrupt three target points and give them weight 0: the transform is still exact.
     corrupted = target.clone()
@@ -87,9 +92,14 @@ def test_weighted_matches_reference_on_the_weighted_subset():
     mask = torch.ones(5, 12, dtype=torch.float64)
     mask[:, 7:] = 0
     result = procrustes_align(source, target, weights=mask)
-    expected = torch.from_numpy(np.stack([
-        _numpy_similarity_procrustes(a[:7], b[:7]) for a, b in zip(source.numpy(), target.numpy(), strict=True)
-    ]))
+    expected = torch.from_numpy(
+        np.stack(
+            [
+                _numpy_similarity_procrustes(a[:7], b[:7])
+                for a, b in zip(source.numpy(), target.numpy(), strict=True)
+            ]
+        )
+    )
     assert_close(result.aligned[:, :7], expected)
 
 
@@ -97,8 +107,12 @@ def test_rigid_mode_keeps_scale_one():
     g = torch.Generator().manual_seed(5)
     source = torch.randn(3, 9, 3, dtype=torch.float64, generator=g)
     R = random_rotmat(3, dtype=torch.float64, generator=g)
-    target = apply_similarity(source, R, torch.full((3,), 2.0, dtype=torch.float64),
-                              torch.zeros(3, 3, dtype=torch.float64))
+    target = apply_similarity(
+        source,
+        R,
+        torch.full((3,), 2.0, dtype=torch.float64),
+        torch.zeros(3, 3, dtype=torch.float64),
+    )
     result = procrustes_align(source, target, with_scale=False)
     assert torch.equal(result.scale, torch.ones(3, dtype=torch.float64))
     assert_close(result.rotation, R)
@@ -135,7 +149,9 @@ def test_degenerate_input_stays_finite():
 
 
 def test_rejects_bad_shapes():
-    with pytest.raises(ValueError, match=r"`source` must have shape \(\.\.\., N, 3\), got \(4, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"`source` must have shape \(\.\.\., N, 3\), got \(4, 2\)"
+    ):
         procrustes_align(torch.zeros(4, 2), torch.zeros(4, 2))
     with pytest.raises(ValueError, match=r"`source` and `target` must have the same shape"):
         procrustes_align(torch.zeros(2, 14, 3), torch.zeros(2, 17, 3))

@@ -82,7 +82,9 @@ def test_rot6d_gram_schmidt_by_hand():
     assert_close(rot6d_to_rotmat(six), torch.eye(3, dtype=torch.float64))
     # a1 = e_y, a2 = e_x  ->  columns (e_y, e_x, e_y × e_x = -e_z).
     six = torch.tensor([0.0, 1.0, 0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
-    expected = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=torch.float64
+    )
     assert_close(rot6d_to_rotmat(six), expected)
 
 
@@ -96,14 +98,19 @@ def test_rot6d_differs_from_the_row_convention():
 
 def test_known_rotation_about_z():
     aa = torch.tensor([0.0, 0.0, math.pi / 2], dtype=torch.float64)
-    expected = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64
+    )
     R = axis_angle_to_rotmat(aa)
     assert_close(R, expected)
-    assert_close(R @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
-                 torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))  # column-vector convention
-    assert_close(axis_angle_to_quat_wxyz(aa),
-                 torch.tensor([math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)],
-                              dtype=torch.float64))
+    assert_close(
+        R @ torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64),
+        torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64),
+    )  # column-vector convention
+    assert_close(
+        axis_angle_to_quat_wxyz(aa),
+        torch.tensor([math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)], dtype=torch.float64),
+    )
 
 
 @pytest.mark.parametrize("shape", [(), (5,), (2, 5)])
@@ -136,10 +143,12 @@ def test_zero_rotation_is_exact_and_has_finite_gradients():
     assert torch.isfinite(aa.grad).all()
     # dR/dθ at 0 is the skew generator: d(R·x)/dθ = -[x]_× at the identity.
     x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda v: axis_angle_to_rotmat(v) @ x,
-                                             torch.zeros(3, dtype=torch.float64))
-    expected = -torch.tensor([[0.0, -3.0, 2.0], [3.0, 0.0, -1.0], [-2.0, 1.0, 0.0]],
-                             dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(
+        lambda v: axis_angle_to_rotmat(v) @ x, torch.zeros(3, dtype=torch.float64)
+    )
+    expected = -torch.tensor(
+        [[0.0, -3.0, 2.0], [3.0, 0.0, -1.0], [-2.0, 1.0, 0.0]], dtype=torch.float64
+    )
     assert_close(jac, expected)
 
     R0 = torch.eye(3, dtype=torch.float64, requires_grad=True)
@@ -153,8 +162,9 @@ def test_zero_rotation_is_exact_and_has_finite_gradients():
     assert torch.isfinite(q0.grad).all()
 
 
-@pytest.mark.parametrize("axis", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
-                                  [1.0, 1.0, 1.0], [-0.3, 0.2, 0.9]])
+@pytest.mark.parametrize(
+    "axis", [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [-0.3, 0.2, 0.9]]
+)
 def test_rotation_by_pi_round_trips_with_finite_gradients(axis):
     axis_t = torch.nn.functional.normalize(torch.tensor(axis, dtype=torch.float64), dim=0)
     R = axis_angle_to_rotmat(axis_t * math.pi).requires_grad_(True)
@@ -200,11 +210,36 @@ def test_gradcheck():
 @pytest.mark.parametrize(
     ("fn", "name", "bad", "expected"),
     [
-        (axis_angle_to_rotmat, "axis_angle", torch.zeros(4, 2), r"`axis_angle` must have shape \(\.\.\., 3\), got \(4, 2\)"),
-        (rotmat_to_axis_angle, "rotmat", torch.zeros(8, 3), r"`rotmat` must have shape \(\.\.\., 3, 3\), got \(8, 3\)"),
-        (rot6d_to_rotmat, "rot6d", torch.zeros(24, 9), r"`rot6d` must have shape \(\.\.\., 6\), got \(24, 9\)"),
-        (rotmat_to_rot6d, "rotmat", torch.zeros(3, 3, 2), r"`rotmat` must have shape \(\.\.\., 3, 3\)"),
-        (quat_wxyz_to_rotmat, "quat_wxyz", torch.zeros(3), r"`quat_wxyz` must have shape \(\.\.\., 4\), got \(3,\)"),
+        (
+            axis_angle_to_rotmat,
+            "axis_angle",
+            torch.zeros(4, 2),
+            r"`axis_angle` must have shape \(\.\.\., 3\), got \(4, 2\)",
+        ),
+        (
+            rotmat_to_axis_angle,
+            "rotmat",
+            torch.zeros(8, 3),
+            r"`rotmat` must have shape \(\.\.\., 3, 3\), got \(8, 3\)",
+        ),
+        (
+            rot6d_to_rotmat,
+            "rot6d",
+            torch.zeros(24, 9),
+            r"`rot6d` must have shape \(\.\.\., 6\), got \(24, 9\)",
+        ),
+        (
+            rotmat_to_rot6d,
+            "rotmat",
+            torch.zeros(3, 3, 2),
+            r"`rotmat` must have shape \(\.\.\., 3, 3\)",
+        ),
+        (
+            quat_wxyz_to_rotmat,
+            "quat_wxyz",
+            torch.zeros(3),
+            r"`quat_wxyz` must have shape \(\.\.\., 4\), got \(3,\)",
+        ),
     ],
 )
 def test_rejects_bad_shape(fn, name, bad, expected):
@@ -213,7 +248,9 @@ def test_rejects_bad_shape(fn, name, bad, expected):
 
 
 def test_rejects_integer_and_non_tensor_input():
-    with pytest.raises(TypeError, match=r"`axis_angle` must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError, match=r"`axis_angle` must be a floating-point tensor, got dtype torch.int64"
+    ):
         axis_angle_to_rotmat(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match=r"`rotmat` must be a torch.Tensor, got list"):
         rotmat_to_axis_angle([[1.0, 0.0, 0.0]] * 3)

@@ -39,9 +39,7 @@ def _skew(v: Tensor) -> Tensor:
     """(M, 3) vectors -> (M, 3, 3) cross-product matrices [v]_x."""
     x, y, z = v.unbind(-1)
     zero = torch.zeros_like(x)
-    return torch.stack(
-        [zero, -z, y, z, zero, -x, -y, x, zero], dim=-1
-    ).reshape(*v.shape[:-1], 3, 3)
+    return torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*v.shape[:-1], 3, 3)
 
 
 def axis_angle_to_rotmat(axis_angle: Tensor) -> Tensor:
@@ -121,9 +119,15 @@ def quat_wxyz_to_rotmat(quat_wxyz: Tensor) -> Tensor:
     wx, wy, wz = w * x, w * y, w * z
     R = torch.stack(
         [
-            1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-            2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-            2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy),
+            1 - 2 * (yy + zz),
+            2 * (xy - wz),
+            2 * (xz + wy),
+            2 * (xy + wz),
+            1 - 2 * (xx + zz),
+            2 * (yz - wx),
+            2 * (xz - wy),
+            2 * (yz + wx),
+            1 - 2 * (xx + yy),
         ],
         dim=-1,
     )
