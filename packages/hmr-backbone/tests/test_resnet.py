@@ -11,13 +11,13 @@ FEATURES = {18: 512, 34: 512, 50: 2048, 101: 2048, 152: 2048}
 @pytest.mark.parametrize("depth", sorted(RESNET_LAYOUTS))
 def test_pooled_features_and_feature_map_have_documented_shapes_for_every_depth(depth):
     model = ResNet(depth=depth).eval()
-    images = torch.randn(2, 3, 32, 64)
+    images = torch.randn(1, 3, 32, 64)
     with torch.no_grad():
         feature_map = model.forward_feature_map(images)
         pooled = model(images)
     assert model.num_features == FEATURES[depth]
-    assert feature_map.shape == (2, FEATURES[depth], 1, 2)
-    assert pooled.shape == (2, FEATURES[depth])
+    assert feature_map.shape == (1, FEATURES[depth], 1, 2)
+    assert pooled.shape == (1, FEATURES[depth])
     torch.testing.assert_close(pooled, ResNet.pool(feature_map))
 
 
@@ -130,3 +130,21 @@ def test_rejects_integer_images():
 def test_pool_rejects_a_vector():
     with pytest.raises(ValueError, match=r"`feature_map` must have shape \(\.\.\., C, h, w\)"):
         ResNet.pool(torch.randn(5))
+
+
+@pytest.mark.gpu
+def test_channels_last_and_autocast_on_cuda_agree_with_cpu(device):
+    model = ResNet(depth=50).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images)
+        model = model.to(device, memory_format=torch.channels_last)
+        x = images.to(device).contiguous(memory_format=torch.channels_last)
+        float32 = model(x)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            mixed = model(x)
+    assert float32.device == x.device
+    # cuDNN may use TF32 for float32 convolutions: compare loosely.
+    torch.testing.assert_close(float32.cpu(), expected, atol=1e-2, rtol=1e-2)
+    assert mixed.shape == (2, 2048)
+    assert torch.isfinite(mixed).all()

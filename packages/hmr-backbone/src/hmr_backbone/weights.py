@@ -245,7 +245,10 @@ def load_backbone_weights(
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise ValueError(
-            f"cannot read backbone weights from {path} with torch.load(weights_only=True): {err}"
+            f"cannot read backbone weights from {path} with torch.load(weights_only=True): "
+            f"{err}\nA training checkpoint that stores Python objects (e.g. Lightning 1.3/1.4 "
+            "callback classes) must have its 'state_dict' extracted by a trusted tool first; "
+            "pass that mapping to load_backbone_state_dict."
         ) from err
     return load_backbone_state_dict(
         model, state, prefix=prefix, ignore_keys=ignore_keys, source=str(path)
