@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from pose_metrics.accumulator import GroupSummary, MetricAccumulator, MetricSummary
 from pose_metrics.baselines import gaussian_baseline_samples, training_set_baseline_samples
-from pose_metrics.best_of_n import BestOfNResult, SampleErrors, best_of_n
+from pose_metrics.clustering import KMeansBestOfKResult, KMeansResult, kmeans, kmeans_best_of_k
 from pose_metrics.errors import (
     joint_position_errors,
     mpjpe,
@@ -19,8 +19,8 @@ from pose_metrics.errors import (
     pa_mpjpe,
     root_align,
 )
-from pose_metrics.kmeans import KMeansBestOfKResult, KMeansResult, kmeans, kmeans_best_of_k
-from pose_metrics.pck import auc, pck, pck_curve
+from pose_metrics.hypotheses import BestOfNResult, SampleErrors, best_of_n
+from pose_metrics.pck_auc import auc, pck, pck_curve
 
 try:
     __version__ = version("pose-metrics")

@@ -10,16 +10,23 @@ import operator
 from collections.abc import Sequence
 
 import torch
-from pose_geometry import check_floating, check_tensor, check_trailing_shape, procrustes_align
 from torch import Tensor
+
+from pose_geometry import check_floating, check_tensor, procrustes_align
 
 JointIndex = Sequence[int] | Tensor | None
 
 
-def check_poses(name: str, x: object) -> Tensor:
-    """Raise unless `x` is a floating-point (…, J, 3) tensor; return it."""
+def check_poses(name: str, x: object, *, layout: str = "(..., J, 3)") -> Tensor:
+    """Raise unless `x` is a floating-point tensor of `layout`, ending in 3; return it.
+
+    `layout` names the dimensions for the message, e.g. "(..., N, J, 3)"; its number of named
+    dimensions is the minimum number of dimensions.
+    """
     tensor = check_tensor(name, x)
-    check_trailing_shape(name, tensor, None, 3)
+    min_ndim = len(layout.strip("()").split(", ")) - 1  # without the "..."
+    if tensor.ndim < min_ndim or tensor.shape[-1] != 3:
+        raise ValueError(f"`{name}` must have shape {layout}, got {tuple(tensor.shape)}")
     check_floating(name, tensor)
     return tensor
 
@@ -65,7 +72,12 @@ def joint_index_tensor(
         return None
     if isinstance(joint_idx, Tensor):
         dtype = joint_idx.dtype
-        if joint_idx.ndim != 1 or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        if (
+            joint_idx.ndim != 1
+            or dtype.is_floating_point
+            or dtype.is_complex
+            or dtype == torch.bool
+        ):
             raise ValueError(
                 f"`joint_idx` must be a 1-D integer tensor or a sequence of ints, got a tensor "
                 f"of shape {tuple(joint_idx.shape)} and dtype {joint_idx.dtype}"

@@ -108,8 +108,7 @@ def _as_labels(key: str, labels: object, num_images: int) -> list[str]:
         )
     if len(labels) != num_images:
         raise ValueError(
-            f"groups[{key!r}] must hold one label per image (B = {num_images}), "
-            f"got {len(labels)}"
+            f"groups[{key!r}] must hold one label per image (B = {num_images}), got {len(labels)}"
         )
     return [str(label) for label in labels]
 
@@ -260,14 +259,14 @@ class MetricAccumulator:
         values = {name: self.values(name) for name in self.metric_names}
         summaries = []
         if keys:
-            combos = list(zip(*(self._labels[key] for key in keys)))
+            combos = list(zip(*(self._labels[key] for key in keys), strict=True))
             order = {combo: i for i, combo in enumerate(sorted(set(combos)))}
             group_ids = torch.tensor([order[c] for c in combos], dtype=torch.long)
             for combo, i in order.items():
                 rows = group_ids == i
                 summaries.append(
                     GroupSummary(
-                        labels=dict(zip(keys, combo)),
+                        labels=dict(zip(keys, combo, strict=True)),
                         num_images=int(rows.sum()),
                         metrics=_summarize(values, rows),
                     )
@@ -277,9 +276,7 @@ class MetricAccumulator:
         )
         return summaries
 
-    def to_markdown(
-        self, *, group_by: str | Sequence[str] | None = None, decimals: int = 1
-    ) -> str:
+    def to_markdown(self, *, group_by: str | Sequence[str] | None = None, decimals: int = 1) -> str:
         """A markdown table: one row per group and a final "all" row; means with counts.
 
         A cell reads "52.3" or, when some images have a NaN/inf value, "52.3 (2 non-finite)",

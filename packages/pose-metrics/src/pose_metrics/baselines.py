@@ -14,7 +14,6 @@ then three calls of `best_of_n` on three sample tensors.
 from __future__ import annotations
 
 import torch
-from pose_geometry import check_floating, check_trailing_shape
 from torch import Tensor
 
 from pose_metrics._inputs import check_poses
@@ -93,8 +92,7 @@ def training_set_baseline_samples(
             replacement.
         TypeError: for a non-tensor or non-floating-point `training_poses`.
     """
-    check_trailing_shape("training_poses", training_poses, None, None, 3)
-    check_floating("training_poses", training_poses)
+    training_poses = check_poses("training_poses", training_poses, layout="(M, J, 3)")
     if training_poses.ndim != 3 or training_poses.shape[0] < 1:
         raise ValueError(
             f"`training_poses` must have shape (M, J, 3) with M >= 1, "

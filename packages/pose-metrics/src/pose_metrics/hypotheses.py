@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pose_geometry import check_same_leading_shape, check_trailing_shape
 from torch import Tensor
 
+from pose_geometry import check_same_leading_shape
 from pose_metrics._inputs import (
     JointIndex,
     check_mask,
@@ -194,8 +194,7 @@ def best_of_n(
         TypeError: for non-tensor or non-floating-point inputs.
     """
     scale = check_mm_per_unit(mm_per_unit)
-    predictions = check_poses("predictions", predictions)
-    check_trailing_shape("predictions", predictions, None, None, 3)
+    predictions = check_poses("predictions", predictions, layout="(..., N, J, 3)")
     target = check_poses("target", target)
     check_same_joints("predictions", predictions, "target", target)
     check_same_leading_shape("predictions", predictions, 3, "target", target, 2)
@@ -205,6 +204,8 @@ def best_of_n(
             f"`predictions` must hold at least one sample in (..., N, J, 3), "
             f"got {tuple(predictions.shape)}"
         )
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}")
     if mask is not None:
         mask = check_mask(mask, target.shape[-2], tuple(target.shape[:-2]))[..., None, :]
     p, t, w = prepare_pair(
@@ -219,12 +220,7 @@ def best_of_n(
     sample_mpjpe = mean_over_joints(torch.linalg.vector_norm(p - t, dim=-1), w) * scale
 
     num_images = max(1, p[..., 0, 0, 0].numel())
-    if chunk_size is None:
-        chunk = max(1, _SETS_PER_CHUNK // num_images)
-    elif int(chunk_size) < 1:
-        raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}")
-    else:
-        chunk = int(chunk_size)
+    chunk = max(1, _SETS_PER_CHUNK // num_images) if chunk_size is None else int(chunk_size)
     pieces = [
         mean_over_joints(pa_joint_errors(p[..., start : start + chunk, :, :], t, w), w)
         for start in range(0, num_samples, chunk)

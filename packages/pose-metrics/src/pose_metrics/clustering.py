@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from pose_geometry import check_floating, check_same_leading_shape, check_trailing_shape
 from torch import Tensor
 
+from pose_geometry import check_floating, check_same_leading_shape, check_tensor
 from pose_metrics._inputs import (
     JointIndex,
     check_mask,
@@ -25,7 +25,7 @@ from pose_metrics._inputs import (
     joint_index_tensor,
     prepare_pair,
 )
-from pose_metrics.best_of_n import best_of_n
+from pose_metrics.hypotheses import best_of_n
 
 __all__ = ["KMeansBestOfKResult", "KMeansResult", "kmeans", "kmeans_best_of_k"]
 
@@ -40,8 +40,8 @@ class KMeansResult:
         cluster_sizes: (..., k) int64 number of points per cluster (0 for an empty cluster,
             which keeps its previous centre).
         inertia: (...) sum of squared distances of the points to their centres.
-        num_iterations: Lloyd iterations run (the maximum over the batch).
-        converged: True if no assignment changed in the last iteration, for every set.
+        num_iterations: Lloyd iterations run (the maximum over the sets).
+        converged: True if every set met the stopping rule before `max_iterations`.
     """
 
     centers: Tensor
@@ -52,14 +52,33 @@ class KMeansResult:
     converged: bool
 
 
-def _squared_distances(points: Tensor, centers: Tensor, points_sq: Tensor) -> Tensor:
-    """(M, N, D), (M, k, D), (M, N) -> (M, N, k) squared distances, clamped at 0."""
-    centers_sq = (centers * centers).sum(-1)  # (M, k)
-    cross = points @ centers.transpose(-1, -2)  # (M, N, k)
-    return (points_sq[..., None] - 2.0 * cross + centers_sq[..., None, :]).clamp_min(0.0)
+def _nearest(points: Tensor, centers: Tensor) -> Tensor:
+    """(M, N, D), (M, k, D) -> (M, N) index of the nearest centre (lowest index on ties).
+
+    argmin_k |x - c_k|² = argmin_k (|c_k|² - 2 x·c_k): one batched matrix product.
+    """
+    scores = (centers * centers).sum(-1)[:, None, :] - 2.0 * (points @ centers.transpose(-1, -2))
+    return scores.argmin(-1)
 
 
-def _kmeans_plus_plus(points: Tensor, num_clusters: int, generator: torch.Generator | None) -> Tensor:
+def _draw(weights: Tensor, generator: torch.Generator | None) -> Tensor:
+    """(M, N) non-negative weights, each row with a positive sum -> (M,) index drawn ∝ weight.
+
+    Inverse-CDF sampling (cumulative sum, one uniform per row, binary search): deterministic
+    for a generator state, and an index of weight 0 is never returned.
+    """
+    cumulative = weights.to(torch.float64).cumsum(-1)
+    total = cumulative[:, -1:]
+    u = torch.rand(total.shape, generator=generator, dtype=torch.float64, device=weights.device)
+    index = torch.searchsorted(cumulative, u * total, right=True)[:, 0]
+    # u·total rounds up to total at worst: fall back to the last index with positive weight.
+    last = (weights > 0).cumsum(-1).argmax(-1)
+    return torch.minimum(index, last)
+
+
+def _kmeans_plus_plus(
+    points: Tensor, num_clusters: int, generator: torch.Generator | None
+) -> Tensor:
     """k-means++ seeding: (M, N, D) -> (M, k) indices of distinct points chosen as centres.
 
     The first centre is uniform; each next one is drawn with probability proportional to the
@@ -69,22 +88,37 @@ def _kmeans_plus_plus(points: Tensor, num_clusters: int, generator: torch.Genera
     """
     M, N, _ = points.shape
     rows = torch.arange(M, device=points.device)
+    points_sq = (points * points).sum(-1)  # (M, N)
     chosen = torch.zeros(M, N, dtype=torch.bool, device=points.device)
     indices = torch.empty(M, num_clusters, dtype=torch.long, device=points.device)
-    first = torch.randint(N, (M,), generator=generator, device=points.device)
-    indices[:, 0] = first
-    chosen[rows, first] = True
-    nearest = ((points - points[rows, first][:, None, :]) ** 2).sum(-1)  # (M, N)
-    for c in range(1, num_clusters):
-        weights = torch.where(chosen, nearest.new_zeros(()), nearest)
-        empty = weights.sum(-1, keepdim=True) <= 0
-        weights = torch.where(empty, (~chosen).to(weights.dtype), weights)
-        pick = torch.multinomial(weights, 1, generator=generator)[:, 0]
+    nearest = torch.full_like(points_sq, float("inf"))
+    pick = torch.randint(N, (M,), generator=generator, device=points.device)
+    for c in range(num_clusters):
+        if c > 0:
+            weights = torch.where(chosen, nearest.new_zeros(()), nearest)
+            empty = weights.sum(-1, keepdim=True) <= 0
+            weights = torch.where(empty, (~chosen).to(weights.dtype), weights)
+            pick = _draw(weights, generator)
         indices[:, c] = pick
         chosen[rows, pick] = True
-        distance = ((points - points[rows, pick][:, None, :]) ** 2).sum(-1)
+        center = points[rows, pick]  # (M, D)
+        cross = (points @ center[:, :, None])[..., 0]  # (M, N)
+        distance = (points_sq - 2.0 * cross + points_sq[rows, pick][:, None]).clamp_min(0.0)
         nearest = torch.minimum(nearest, distance)
     return indices
+
+
+def _cluster_means(points: Tensor, labels: Tensor, num_clusters: int) -> tuple[Tensor, Tensor]:
+    """(M, N, D), (M, N) -> sums/counts as means (M, k, D) (0 where empty), counts (M, k).
+
+    A one-hot matrix product rather than scatter_add, whose atomic additions on CUDA would make
+    the result depend on thread timing.
+    """
+    M, N, _ = points.shape
+    one_hot = points.new_zeros(M, N, num_clusters).scatter_(2, labels[..., None], 1.0)
+    counts = one_hot.sum(1)  # (M, k), exact integers
+    sums = one_hot.transpose(1, 2) @ points  # (M, k, D)
+    return sums / counts.clamp_min(1.0)[..., None], counts
 
 
 def kmeans(
@@ -93,6 +127,7 @@ def kmeans(
     num_clusters: int,
     generator: torch.Generator | None = None,
     max_iterations: int = 100,
+    tolerance: float = 1e-4,
 ) -> KMeansResult:
     """Cluster each set of N points into k clusters (k-means++ seeding, then Lloyd iterations).
 
@@ -101,20 +136,27 @@ def kmeans(
             root-aligned joints of B images. Non-finite values are not allowed.
         num_clusters: k, with 1 <= k <= N.
         generator: the `torch.Generator` (on the points' device) that drives the seeding; the
-            result is a deterministic function of the points and the generator's state.
-        max_iterations: upper bound on Lloyd iterations; iteration stops earlier as soon as no
-            assignment changes in any set.
+            result is a deterministic function of the points (batched the same way) and the
+            generator's state. The sets share the generator's stream, so one set's clusters
+            can change when it is batched with other sets.
+        max_iterations: upper bound on Lloyd iterations per set.
+        tolerance: a set stops when no assignment changes, or when the summed squared movement
+            of its centres falls to `tolerance` × its mean per-coordinate variance (as
+            scikit-learn's `tol`); 0 waits for unchanged assignments. Sets that stop leave the
+            batch, so the rest iterate on fewer sets.
 
     Returns:
         KMeansResult with centres (..., k, D), labels (..., N), cluster sizes (..., k) and
         inertia (...).
 
     Raises:
-        ValueError: for points not (..., N, D), k outside [1, N], a non-finite point or
-            `max_iterations` < 0.
+        ValueError: for points not (..., N, D), k outside [1, N], a non-finite point, a
+            negative `max_iterations` or `tolerance`.
         TypeError: for a non-tensor or non-floating-point `points`.
     """
-    check_trailing_shape("points", points, None, None)
+    check_tensor("points", points)
+    if points.ndim < 2:
+        raise ValueError(f"`points` must have shape (..., N, D), got {tuple(points.shape)}")
     check_floating("points", points)
     num_points = points.shape[-2]
     if not 1 <= int(num_clusters) <= num_points:
@@ -124,48 +166,59 @@ def kmeans(
         )
     if int(max_iterations) < 0:
         raise ValueError(f"`max_iterations` must be >= 0, got {max_iterations}")
+    if not float(tolerance) >= 0:
+        raise ValueError(f"`tolerance` must be >= 0, got {tolerance}")
     if not bool(torch.isfinite(points).all()):
         raise ValueError("`points` must be finite; got NaN or inf values")
     k = int(num_clusters)
     leading = tuple(points.shape[:-2])
-    x = points.reshape(-1, *points.shape[-2:])
+    original = points.reshape(-1, *points.shape[-2:])
+    M, N, D = original.shape
     # Centre each set: distances are unchanged and the |x|² - 2x·c + |c|² expansion loses less.
-    offset = x.mean(-2, keepdim=True)
-    x = x - offset
-    M, N, D = x.shape
-    x_sq = (x * x).sum(-1)
+    offset = original.mean(-2, keepdim=True)
+    x = original - offset
+    threshold = float(tolerance) * x.var(-2, unbiased=False).mean(-1)  # (M,)
 
     seeds = _kmeans_plus_plus(x, k, generator)
     centers = x.gather(1, seeds[..., None].expand(M, k, D))
-    labels = _squared_distances(x, centers, x_sq).argmin(-1)
+    labels = _nearest(x, centers)
+    # Lloyd iterations on the sets still moving; finished sets are written back and dropped.
+    active = torch.arange(M, device=x.device)
+    x_active, centers_active, labels_active = x, centers, labels
     iterations = 0
-    converged = False
     for _ in range(int(max_iterations)):
-        one_hot = torch.nn.functional.one_hot(labels, k).to(x.dtype)  # (M, N, k)
-        counts = one_hot.sum(1)  # (M, k)
-        sums = one_hot.transpose(1, 2) @ x  # (M, k, D)
-        centers = torch.where(
-            counts[..., None] > 0, sums / counts.clamp_min(1.0)[..., None], centers
-        )
-        iterations += 1
-        new_labels = _squared_distances(x, centers, x_sq).argmin(-1)
-        if torch.equal(new_labels, labels):
-            converged = True
+        if active.numel() == 0:
             break
-        labels = new_labels
-    distances = _squared_distances(x, centers, x_sq)
-    inertia = distances.gather(-1, labels[..., None])[..., 0].sum(-1)
+        iterations += 1
+        means, counts = _cluster_means(x_active, labels_active, k)
+        moved = torch.where(counts[..., None] > 0, means, centers_active)
+        shift = ((moved - centers_active) ** 2).sum((-1, -2))
+        centers_active = moved
+        new_labels = _nearest(x_active, centers_active)
+        done = (new_labels == labels_active).all(-1) | (shift <= threshold[active])
+        labels_active = new_labels
+        if bool(done.any()):
+            centers[active] = centers_active
+            labels[active] = labels_active
+            keep = ~done
+            active = active[keep]
+            x_active = x_active[keep]
+            centers_active = centers_active[keep]
+            labels_active = labels_active[keep]
+    converged = active.numel() == 0
+    if not converged:
+        centers[active] = centers_active
+        labels[active] = labels_active
     # Final centres: means of the final clusters in the original coordinates (a singleton's
-    # centre is then its point exactly, so k = N reproduces the samples).
-    one_hot = torch.nn.functional.one_hot(labels, k)
-    sizes = one_hot.sum(1)
-    original = points.reshape(M, N, D)
-    means = (one_hot.to(x.dtype).transpose(1, 2) @ original) / sizes.clamp_min(1)[..., None]
+    # centre is then its point exactly, so k = N reproduces the samples); empty clusters keep
+    # their last position.
+    means, sizes = _cluster_means(original, labels, k)
     centers = torch.where(sizes[..., None] > 0, means, centers + offset)
+    inertia = ((original - centers.gather(1, labels[..., None].expand(M, N, D))) ** 2).sum((-1, -2))
     return KMeansResult(
         centers=centers.reshape(*leading, k, D),
         labels=labels.reshape(*leading, N),
-        cluster_sizes=sizes.reshape(*leading, k),
+        cluster_sizes=sizes.to(torch.long).reshape(*leading, k),
         inertia=inertia.reshape(leading),
         num_iterations=iterations,
         converged=converged,
@@ -215,6 +268,7 @@ def kmeans_best_of_k(
     mask: Tensor | None = None,
     generator: torch.Generator | None = None,
     max_iterations: int = 100,
+    tolerance: float = 1e-4,
     mm_per_unit: float = 1000.0,
 ) -> KMeansBestOfKResult:
     """Quantise N samples per image to k hypotheses with k-means, then score best-of-k.
@@ -232,6 +286,7 @@ def kmeans_best_of_k(
         mask: optional (..., J) joint confidences for the metrics (not for the clustering).
         generator: seeds k-means++ (on the inputs' device); same state, same result.
         max_iterations: upper bound on Lloyd iterations.
+        tolerance: stopping rule of `kmeans` (0: wait for unchanged assignments).
         mm_per_unit: millimetres per input unit.
 
     Returns:
@@ -241,8 +296,7 @@ def kmeans_best_of_k(
         ValueError, TypeError: as `best_of_n` and `kmeans`.
     """
     check_mm_per_unit(mm_per_unit)
-    predictions = check_poses("predictions", predictions)
-    check_trailing_shape("predictions", predictions, None, None, 3)
+    predictions = check_poses("predictions", predictions, layout="(..., N, J, 3)")
     target = check_poses("target", target)
     check_same_joints("predictions", predictions, "target", target)
     check_same_leading_shape("predictions", predictions, 3, "target", target, 2)
@@ -268,7 +322,11 @@ def kmeans_best_of_k(
     finite = torch.isfinite(flat).all(-1).all(-1)  # (...)
     flat = torch.where(finite[..., None, None], flat, flat.new_zeros(()))
     clusters = kmeans(
-        flat, num_clusters=num_clusters, generator=generator, max_iterations=max_iterations
+        flat,
+        num_clusters=num_clusters,
+        generator=generator,
+        max_iterations=max_iterations,
+        tolerance=tolerance,
     )
     centers = clusters.centers.reshape(*clusters.centers.shape[:-1], num_joints, 3)
     nan = torch.full((), float("nan"), dtype=centers.dtype, device=centers.device)

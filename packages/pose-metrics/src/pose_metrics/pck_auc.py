@@ -11,16 +11,16 @@ over images with the same joint count gives the dataset's PCK.
 from __future__ import annotations
 
 import torch
-from pose_geometry import check_floating, check_trailing_shape
 from torch import Tensor
 
+from pose_geometry import check_floating, check_tensor
 from pose_metrics._inputs import check_mask
 
 __all__ = ["auc", "pck", "pck_curve"]
 
 
 def _check_thresholds(thresholds_mm: Tensor) -> None:
-    check_trailing_shape("thresholds_mm", thresholds_mm, None)
+    check_tensor("thresholds_mm", thresholds_mm)
     if thresholds_mm.ndim != 1 or thresholds_mm.numel() == 0:
         raise ValueError(
             f"`thresholds_mm` must have shape (T,) with T >= 1, got {tuple(thresholds_mm.shape)}"
@@ -47,7 +47,11 @@ def pck_curve(
             whose shape does not match.
         TypeError: for non-floating-point errors.
     """
-    check_trailing_shape("joint_errors_mm", joint_errors_mm, None)
+    check_tensor("joint_errors_mm", joint_errors_mm)
+    if joint_errors_mm.ndim < 1:
+        raise ValueError(
+            f"`joint_errors_mm` must have shape (..., J), got {tuple(joint_errors_mm.shape)}"
+        )
     check_floating("joint_errors_mm", joint_errors_mm)
     _check_thresholds(thresholds_mm)
     errors = joint_errors_mm
@@ -109,5 +113,7 @@ def auc(
         raise ValueError(f"`num_thresholds` must be at least 2, got {num_thresholds}")
     if not float(max_threshold_mm) > 0:
         raise ValueError(f"`max_threshold_mm` must be positive, got {max_threshold_mm}")
-    thresholds = torch.linspace(0.0, float(max_threshold_mm), int(num_thresholds), dtype=torch.float64)
+    thresholds = torch.linspace(
+        0.0, float(max_threshold_mm), int(num_thresholds), dtype=torch.float64
+    )
     return pck_curve(joint_errors_mm, thresholds, mask=mask).mean(-1)
