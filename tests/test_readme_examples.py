@@ -1,4 +1,8 @@
-"""Every package README's ```python blocks run as written (they are the runnable examples)."""
+"""Every package README's ```python blocks run as written (they are the runnable examples).
+
+Fragments that need files a user has (official weights, datasets) are fenced ```py instead:
+they are shown, not run.
+"""
 
 import re
 from pathlib import Path
