@@ -1,0 +1,92 @@
+"""Private helpers shared by the keypoint, SMPLify and multiview fittings."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from pose_fitting._checks import check_batched, check_finite
+
+#: Keypoints of the 44 layout whose confidence is zeroed when ``use_hips=False`` (ProHMR):
+#: OP MidHip, OP RHip, OP LHip, Right Hip, Left Hip, Pelvis (MPII).
+HIP_KEYPOINT_IDX_44: tuple[int, ...] = (8, 9, 12, 27, 28, 39)
+
+#: Prefix of the report reason of items skipped for lack of confident keypoints.
+TOO_FEW_KEYPOINTS = "too_few_confident_keypoints"
+
+
+def prepare_keypoints(
+    keypoints_2d: object, batch: int, like: Tensor, *, use_hips: bool, name: str = "keypoints_2d"
+) -> Tensor:
+    """Validate (B, K, 3) keypoints (finite), cast to `like`, zero hip confidences if asked."""
+    kp = check_batched(name, keypoints_2d, (None, 3), batch)
+    check_finite(name, kp)
+    kp = kp.to(dtype=like.dtype, device=like.device)
+    if not use_hips:
+        K = kp.shape[1]
+        if K <= max(HIP_KEYPOINT_IDX_44):
+            raise ValueError(
+                f"`{name}` has {K} keypoints; use_hips=False zeroes the hips of the 44-keypoint "
+                f"layout {HIP_KEYPOINT_IDX_44}, so it needs 44 keypoints (or pass use_hips=True)"
+            )
+        kp = kp.clone()
+        kp[:, list(HIP_KEYPOINT_IDX_44), 2] = 0.0
+    return kp
+
+
+def skip_reasons_for_keypoints(
+    keypoints_2d: Tensor, *, min_confident: int, threshold: float
+) -> list[str | None]:
+    """Per item: None, or the reason it has too few keypoints with confidence > `threshold`."""
+    counts = (keypoints_2d[..., 2] > threshold).sum(dim=-1).tolist()
+    return [
+        None
+        if n >= min_confident
+        else f"{TOO_FEW_KEYPOINTS}: {n} with confidence > {threshold:g}, need {min_confident}"
+        for n in counts
+    ]
+
+
+def batched_vector(name: str, value: object, batch: int, size: int | None, like: Tensor) -> Tensor:
+    """A finite (B, size) tensor (None: any size) cast to `like`'s dtype and device."""
+    x = check_batched(name, value, (size,), batch)
+    check_finite(name, x)
+    return x.to(dtype=like.dtype, device=like.device)
+
+
+def focal_tensor(focal_px: object, batch: int, like: Tensor) -> Tensor:
+    """A focal length as (B, 2): from a float, a (B,) tensor (fx = fy) or a (B, 2) tensor."""
+    if isinstance(focal_px, bool) or not isinstance(focal_px, (int, float, Tensor)):
+        raise TypeError(
+            f"`focal_px` must be a float or a tensor of shape (B,) or (B, 2), "
+            f"got {type(focal_px).__name__}"
+        )
+    if isinstance(focal_px, (int, float)):
+        return torch.full((batch, 2), float(focal_px), dtype=like.dtype, device=like.device)
+    f = focal_px.to(dtype=like.dtype, device=like.device)
+    if f.ndim == 0:
+        f = f.expand(batch, 2)
+    elif tuple(f.shape) == (batch,):
+        f = f.unsqueeze(-1).expand(batch, 2)
+    elif tuple(f.shape) != (batch, 2):
+        raise ValueError(
+            f"`focal_px` must be a float or have shape (B,) or (B, 2) with B = {batch}, "
+            f"got {tuple(focal_px.shape)}"
+        )
+    check_finite("focal_px", f)
+    return f.contiguous()
+
+
+def camera_intrinsics(
+    focal_px: object, image_size_px: object, center_px: object | None, batch: int, like: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(focal (B, 2), center (B, 2), image size (B, 2)); the centre defaults to size / 2."""
+    focal = focal_tensor(focal_px, batch, like)
+    size = batched_vector("image_size_px", image_size_px, batch, 2, like)
+    if not bool((size > 0).all()):
+        raise ValueError("`image_size_px` must be positive (W, H) in pixels")
+    if center_px is None:
+        center = 0.5 * size
+    else:
+        center = batched_vector("center_px", center_px, batch, 2, like)
+    return focal, center, size

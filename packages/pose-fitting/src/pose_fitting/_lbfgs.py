@@ -1,0 +1,349 @@
+"""Private: batched L-BFGS with a strong-Wolfe line search whose state is kept per item.
+
+Every item b of a batch has its own parameter vector x_b, its own curvature history, its own step
+length and its own line search. The objective is evaluated for the whole batch at once (one call
+per line-search round), but every decision (accept a step, shrink or grow it, stop) is taken per
+item from that item's numbers only, so an item follows exactly the path it would follow alone.
+Written from Nocedal & Wright, "Numerical Optimization" (2nd ed.), Algorithms 3.5/3.6 (strong
+Wolfe line search with cubic interpolation) and 7.4 (two-loop recursion); the step and stopping
+settings mirror `torch.optim.LBFGS` (initial step min(1, 1/‖g‖₁)·lr on an item's first
+iteration, curvature pairs kept when yᵀs > 1e-10, tolerance_grad / tolerance_change tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
+"""x (B, n) -> (f (B,), g (B, n)); non-finite values allowed (they are rejected per item)."""
+
+_SUFFICIENT_DECREASE = 1e-4  # c1 of the Wolfe conditions
+_CURVATURE = 0.9  # c2 of the strong Wolfe conditions
+_MIN_CURVATURE = 1e-10  # a pair (s, y) enters the history only if yᵀs exceeds this
+
+
+def _where(mask: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """torch.where with a (B,) mask broadcast over the trailing dimensions of `a` and `b`."""
+    return torch.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+
+def cubic_minimizer(
+    x1: Tensor,
+    f1: Tensor,
+    g1: Tensor,
+    x2: Tensor,
+    f2: Tensor,
+    g2: Tensor,
+    lower: Tensor,
+    upper: Tensor,
+) -> Tensor:
+    """Minimiser of the cubic through (x1, f1, f'=g1), (x2, f2, f'=g2), clamped to [lower, upper].
+
+    Nocedal & Wright eq. (3.59). Where the cubic has no minimiser (or the numbers are not finite)
+    the midpoint of [lower, upper] is returned. All arguments are (B,) tensors.
+    """
+    d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
+    d2_sq = d1 * d1 - g1 * g2
+    d2 = torch.sign(x2 - x1) * d2_sq.clamp_min(0).sqrt()
+    t = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+    ok = (d2_sq >= 0) & torch.isfinite(t)
+    t = torch.minimum(torch.maximum(t, lower), upper)
+    return torch.where(ok, t, 0.5 * (lower + upper))
+
+
+def strong_wolfe(
+    evaluate: Evaluate,
+    x: Tensor,
+    t: Tensor,
+    d: Tensor,
+    f0: Tensor,
+    g0: Tensor,
+    gtd0: Tensor,
+    active: Tensor,
+    *,
+    tolerance_change: float,
+    max_evaluations: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-item strong-Wolfe line search along `d` from `x`.
+
+    Args:
+        evaluate: the batched objective (see `Evaluate`).
+        x: (B, n) current points; d: (B, n) descent directions; t: (B,) first trial steps.
+        f0, g0, gtd0: (B,), (B, n), (B,) value, gradient and directional derivative at `x`.
+        active: (B,) bool, the items that search; the others keep step 0.
+
+    Returns:
+        (t, f, g, num_evaluations): (B,) accepted steps (0 for inactive items or when nothing
+        better was found), (B,) values and (B, n) gradients at x + t·d, (B,) evaluation counts.
+    """
+    n_evals = torch.zeros_like(active, dtype=torch.long)
+    zero = torch.zeros_like(f0)
+    # phase 0: bracketing, 1: zoom, 2: done
+    phase = torch.where(active, 0, 2)
+    d_scale = d.abs().amax(dim=-1)
+    prev_t, prev_f, prev_g, prev_gtd = zero.clone(), f0.clone(), g0.clone(), gtd0.clone()
+    lo_t, lo_f, lo_g, lo_gtd = zero.clone(), f0.clone(), g0.clone(), gtd0.clone()
+    hi_t, hi_f, hi_gtd = zero.clone(), f0.clone(), gtd0.clone()
+    out_t, out_f, out_g = zero.clone(), f0.clone(), g0.clone()
+    t = torch.where(active, t, zero)
+
+    while True:
+        running = phase < 2
+        if not bool(running.any()):
+            break
+        t_eval = torch.where(running, t, zero)
+        f_new, g_new = evaluate(x + t_eval.unsqueeze(-1) * d)
+        # A point with a non-finite gradient is treated like a non-finite value: never accepted.
+        f_new = torch.where(
+            torch.isfinite(g_new).all(dim=-1), f_new, torch.full_like(f_new, torch.nan)
+        )
+        gtd_new = (g_new * d).sum(dim=-1)
+        n_evals = n_evals + running.long()
+
+        # Conditions, written so that NaN values fail them (NaN compares False).
+        armijo = f_new <= f0 + _SUFFICIENT_DECREASE * t * gtd0
+        curvature = gtd_new.abs() <= -_CURVATURE * gtd0
+        exhausted = n_evals >= max_evaluations
+        bracketing = running & (phase == 0)
+        zooming = running & (phase == 1)
+
+        # Bracketing phase (Algorithm 3.5).
+        b_hi_new = bracketing & (~armijo | ((n_evals > 1) & ~(f_new < prev_f)))
+        b_accept = bracketing & ~b_hi_new & curvature
+        b_lo_new = bracketing & ~b_hi_new & ~b_accept & (gtd_new >= 0)
+        b_extrapolate = bracketing & ~b_hi_new & ~b_accept & ~b_lo_new
+
+        # Zoom phase (Algorithm 3.6).
+        z_hi_new = zooming & (~armijo | ~(f_new < lo_f))
+        z_accept = zooming & ~z_hi_new & curvature
+        z_lo_new = zooming & ~z_hi_new & ~z_accept
+        z_flip = z_lo_new & (gtd_new * (hi_t - lo_t) >= 0)
+
+        # Next extrapolation step from the old `prev` and the new point.
+        ext_t = cubic_minimizer(
+            prev_t, prev_f, prev_gtd, t, f_new, gtd_new, t + 0.01 * (t - prev_t), 10 * t
+        )
+
+        # New bracket ends (compute from the old values, then assign).
+        new_hi_t = torch.where(b_hi_new | z_hi_new, t, hi_t)
+        new_hi_f = torch.where(b_hi_new | z_hi_new, f_new, hi_f)
+        new_hi_gtd = torch.where(b_hi_new | z_hi_new, gtd_new, hi_gtd)
+        new_hi_t = torch.where(b_lo_new, prev_t, new_hi_t)
+        new_hi_f = torch.where(b_lo_new, prev_f, new_hi_f)
+        new_hi_gtd = torch.where(b_lo_new, prev_gtd, new_hi_gtd)
+        new_hi_t = torch.where(z_flip, lo_t, new_hi_t)
+        new_hi_f = torch.where(z_flip, lo_f, new_hi_f)
+        new_hi_gtd = torch.where(z_flip, lo_gtd, new_hi_gtd)
+
+        take_prev = b_hi_new
+        take_new = b_lo_new | z_lo_new
+        new_lo_t = torch.where(take_prev, prev_t, torch.where(take_new, t, lo_t))
+        new_lo_f = torch.where(take_prev, prev_f, torch.where(take_new, f_new, lo_f))
+        new_lo_gtd = torch.where(take_prev, prev_gtd, torch.where(take_new, gtd_new, lo_gtd))
+        new_lo_g = _where(take_prev, prev_g, _where(take_new, g_new, lo_g))
+        hi_t, hi_f, hi_gtd = new_hi_t, new_hi_f, new_hi_gtd
+        lo_t, lo_f, lo_gtd, lo_g = new_lo_t, new_lo_f, new_lo_gtd, new_lo_g
+
+        # Accepted points (strong Wolfe satisfied).
+        accept = b_accept | z_accept
+        out_t = torch.where(accept, t, out_t)
+        out_f = torch.where(accept, f_new, out_f)
+        out_g = _where(accept, g_new, out_g)
+        phase = torch.where(accept, 2, torch.where(b_hi_new | b_lo_new, 1, phase))
+
+        # Extrapolating items that ran out of evaluations keep their (Armijo-satisfying) point.
+        ext_done = b_extrapolate & exhausted
+        out_t = torch.where(ext_done, t, out_t)
+        out_f = torch.where(ext_done, f_new, out_f)
+        out_g = _where(ext_done, g_new, out_g)
+        phase = torch.where(ext_done, 2, phase)
+        ext_go = b_extrapolate & ~exhausted
+        prev_t = torch.where(ext_go, t, prev_t)
+        prev_f = torch.where(ext_go, f_new, prev_f)
+        prev_gtd = torch.where(ext_go, gtd_new, prev_gtd)
+        prev_g = _where(ext_go, g_new, prev_g)
+
+        # Zooming items: stop on exhaustion or a bracket too small to matter, keeping `lo`.
+        in_zoom = running & (phase == 1)
+        too_small = (hi_t - lo_t).abs() * d_scale < tolerance_change
+        zoom_done = in_zoom & (exhausted | too_small)
+        out_t = torch.where(zoom_done, lo_t, out_t)
+        out_f = torch.where(zoom_done, lo_f, out_f)
+        out_g = _where(zoom_done, lo_g, out_g)
+        phase = torch.where(zoom_done, 2, phase)
+        zoom_go = in_zoom & ~zoom_done
+        a = torch.minimum(lo_t, hi_t)
+        b = torch.maximum(lo_t, hi_t)
+        margin = 0.1 * (b - a)
+        zoom_t = cubic_minimizer(lo_t, lo_f, lo_gtd, hi_t, hi_f, hi_gtd, a + margin, b - margin)
+
+        t = torch.where(ext_go, ext_t, torch.where(zoom_go, zoom_t, t))
+
+    return out_t, out_f, out_g, n_evals
+
+
+@dataclass
+class LBFGSState:
+    """Mutable per-item L-BFGS state (all tensors have the batch B first)."""
+
+    x: Tensor  # (B, n)
+    f: Tensor  # (B,)
+    g: Tensor  # (B, n)
+    s_history: Tensor  # (B, m, n), most recent last
+    y_history: Tensor  # (B, m, n)
+    rho_history: Tensor  # (B, m)
+    history_count: Tensor  # (B,) long, valid pairs are the last `count` slots
+    h_diag: Tensor  # (B,) initial inverse-Hessian scale
+    d: Tensor  # (B, n) last direction
+    t: Tensor  # (B,) last step length
+    g_prev: Tensor  # (B, n) gradient at the start of the last iteration
+    has_previous: Tensor  # (B,) bool: a last iteration exists
+    num_iterations: Tensor  # (B,) long: inner iterations done so far (all steps)
+
+    @classmethod
+    def initial(cls, x: Tensor, f: Tensor, g: Tensor, history_size: int) -> LBFGSState:
+        B, n = x.shape
+        return cls(
+            x=x,
+            f=f,
+            g=g,
+            s_history=x.new_zeros(B, history_size, n),
+            y_history=x.new_zeros(B, history_size, n),
+            rho_history=x.new_zeros(B, history_size),
+            history_count=torch.zeros(B, dtype=torch.long, device=x.device),
+            h_diag=x.new_ones(B),
+            d=torch.zeros_like(x),
+            t=x.new_zeros(B),
+            g_prev=torch.zeros_like(g),
+            has_previous=torch.zeros(B, dtype=torch.bool, device=x.device),
+            num_iterations=torch.zeros(B, dtype=torch.long, device=x.device),
+        )
+
+
+def _push_history(state: LBFGSState, update: Tensor, s: Tensor, y: Tensor, ys: Tensor) -> None:
+    """Append (s, y, 1/yᵀs) to the histories of the items in `update` (dropping the oldest)."""
+    m = state.s_history.shape[1]
+    if m == 0:
+        return
+    rolled_s = torch.cat([state.s_history[:, 1:], s.unsqueeze(1)], dim=1)
+    rolled_y = torch.cat([state.y_history[:, 1:], y.unsqueeze(1)], dim=1)
+    rho = torch.where(update, 1.0 / torch.where(update, ys, torch.ones_like(ys)), ys.new_zeros(()))
+    rolled_rho = torch.cat([state.rho_history[:, 1:], rho.unsqueeze(1)], dim=1)
+    state.s_history = _where(update, rolled_s, state.s_history)
+    state.y_history = _where(update, rolled_y, state.y_history)
+    state.rho_history = _where(update, rolled_rho, state.rho_history)
+    state.history_count = torch.where(
+        update, (state.history_count + 1).clamp_max(m), state.history_count
+    )
+    yy = (y * y).sum(dim=-1)
+    state.h_diag = torch.where(
+        update, ys / torch.where(update, yy, torch.ones_like(yy)), state.h_diag
+    )
+
+
+def _direction(state: LBFGSState) -> Tensor:
+    """Two-loop recursion (Nocedal & Wright Alg. 7.4) per item: d = -H·g."""
+    m = state.s_history.shape[1]
+    max_count = int(state.history_count.max()) if m > 0 else 0
+    q = -state.g
+    first = m - max_count
+    alphas: list[Tensor] = []
+    for i in range(m - 1, first - 1, -1):
+        valid = i >= m - state.history_count
+        alpha = torch.where(
+            valid, state.rho_history[:, i] * (state.s_history[:, i] * q).sum(-1), q.new_zeros(())
+        )
+        q = q - alpha.unsqueeze(-1) * state.y_history[:, i]
+        alphas.append(alpha)
+    alphas.reverse()
+    r = q * state.h_diag.unsqueeze(-1)
+    for k, i in enumerate(range(first, m)):
+        valid = i >= m - state.history_count
+        beta = torch.where(
+            valid, state.rho_history[:, i] * (state.y_history[:, i] * r).sum(-1), r.new_zeros(())
+        )
+        r = r + state.s_history[:, i] * (alphas[k] - beta).unsqueeze(-1)
+    return r
+
+
+def lbfgs_iteration(
+    state: LBFGSState,
+    evaluate: Evaluate,
+    stepping: Tensor,
+    *,
+    learning_rate: float,
+    max_inner_iterations: int,
+    max_function_evaluations: int,
+    gradient_tolerance: float,
+    change_tolerance: float,
+    max_line_search_evaluations: int,
+) -> Tensor:
+    """One outer iteration (= one `torch.optim.LBFGS.step`) for the items in `stepping`.
+
+    Runs up to `max_inner_iterations` L-BFGS iterations per item, each with a strong-Wolfe line
+    search, and updates `state` in place. Items outside `stepping` do not move.
+
+    Returns:
+        (B,) long: objective evaluations spent per item.
+    """
+    evals = torch.zeros_like(stepping, dtype=torch.long)
+    inner = torch.zeros_like(stepping, dtype=torch.long)
+    active = stepping & ~(state.g.abs().amax(dim=-1) <= gradient_tolerance)
+    while bool(active.any()):
+        inner = inner + active.long()
+        state.num_iterations = state.num_iterations + active.long()
+        # Curvature pair from the previous iteration of this item.
+        y = state.g - state.g_prev
+        s = state.d * state.t.unsqueeze(-1)
+        ys = (y * s).sum(dim=-1)
+        update = active & state.has_previous & (ys > _MIN_CURVATURE)
+        _push_history(state, update, s, y, ys)
+
+        d = _direction(state)
+        g_abs_sum = state.g.abs().sum(dim=-1)
+        first_step = torch.clamp(1.0 / g_abs_sum, max=1.0) * learning_rate
+        t0 = torch.where(
+            state.num_iterations == 1, first_step, torch.full_like(first_step, learning_rate)
+        )
+        gtd = (state.g * d).sum(dim=-1)
+        descent = gtd <= -change_tolerance  # False for NaN: no line search along a bad direction
+        state.g_prev = _where(active, state.g, state.g_prev)
+        state.d = _where(active, d, state.d)
+        state.t = torch.where(active & ~descent, torch.zeros_like(state.t), state.t)
+        state.has_previous = state.has_previous | active
+        active = active & descent
+        if not bool(active.any()):
+            break
+
+        f_old = state.f
+        t, f_new, g_new, n_ls = strong_wolfe(
+            evaluate,
+            state.x,
+            t0,
+            d,
+            state.f,
+            state.g,
+            gtd,
+            active,
+            tolerance_change=change_tolerance,
+            max_evaluations=max_line_search_evaluations,
+        )
+        state.t = torch.where(active, t, state.t)
+        state.x = _where(active, state.x + t.unsqueeze(-1) * d, state.x)
+        state.f = torch.where(active, f_new, state.f)
+        state.g = _where(active, g_new, state.g)
+        evals = evals + torch.where(active, n_ls, torch.zeros_like(n_ls))
+
+        done = (
+            (inner >= max_inner_iterations)
+            | (evals >= max_function_evaluations)
+            | (state.g.abs().amax(dim=-1) <= gradient_tolerance)
+            | ((d * t.unsqueeze(-1)).abs().amax(dim=-1) <= change_tolerance)
+            | ((state.f - f_old).abs() < change_tolerance)
+        )
+        active = active & ~done
+    return evals

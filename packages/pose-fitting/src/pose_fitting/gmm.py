@@ -1,0 +1,201 @@
+"""Gaussian-mixture pose prior (SMPLify, Bogo et al. 2016), built from arrays.
+
+SMPLify's prior is a mixture of K Gaussians (8 in ``gmm_08.pkl``) over the 69 axis-angle numbers
+of the SMPL body pose (joints 1..23), fitted to CMU motion capture. Its negative log-likelihood is
+approximated by the best single component ("max-mixture"):
+
+    E(θ) = min_k [ ½ (θ - μ_k)ᵀ Σ_k⁻¹ (θ - μ_k) - log w_k + ½ log det(2π Σ_k) ]
+
+which is what SMPLify and its PyTorch ports minimise. The exact mixture
+``-log Σ_k w_k N(θ; μ_k, Σ_k)`` is available with ``mixture="exact"``.
+
+This module never reads files: a tool reads ``gmm_08.pkl`` with a safe unpickler and passes the
+arrays (keys ``means``, ``covars``, ``weights``) to `GaussianMixturePrior.from_mapping`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pose_geometry import check_floating
+
+__all__ = ["GaussianMixturePrior"]
+
+_ArrayLike = Tensor | np.ndarray
+
+
+def _as_tensor(name: str, value: object) -> Tensor:
+    if isinstance(value, Tensor):
+        out = value.detach()
+    elif isinstance(value, np.ndarray):
+        out = torch.from_numpy(np.ascontiguousarray(value))
+    else:
+        raise TypeError(
+            f"`{name}` must be a numpy array or a torch.Tensor, got {type(value).__name__}"
+        )
+    if not (torch.is_floating_point(out) or out.dtype in (torch.int32, torch.int64)):
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {out.dtype}")
+    return out.to(torch.float64)
+
+
+class GaussianMixturePrior(nn.Module):
+    """Negative log-likelihood of a Gaussian mixture over pose vectors.
+
+    Buffers (float64 unless converted with ``.to(dtype)``): ``means`` (K, D), ``precisions``
+    (K, D, D) = Σ_k⁻¹, ``component_costs`` (K,) = ``-log w_k + ½ log det(2π Σ_k)``.
+
+    Args:
+        means: (K, D) component means (SMPLify: (8, 69), axis-angle radians).
+        covariances: (K, D, D) symmetric positive-definite covariances.
+        weights: (K,) positive mixture weights (used as given; SMPLify's sum to 1).
+        mixture: ``"max"`` (the best component, SMPLify's approximation; default) or
+            ``"exact"`` (``-logsumexp`` over components).
+
+    Raises:
+        TypeError: if an array is not numeric.
+        ValueError: for inconsistent shapes, non-finite values, a covariance that is not
+            symmetric positive definite, a non-positive weight or an unknown `mixture`.
+    """
+
+    means: Tensor
+    precisions: Tensor
+    component_costs: Tensor
+
+    def __init__(
+        self,
+        *,
+        means: _ArrayLike,
+        covariances: _ArrayLike,
+        weights: _ArrayLike,
+        mixture: Literal["max", "exact"] = "max",
+    ) -> None:
+        super().__init__()
+        if mixture not in ("max", "exact"):
+            raise ValueError(f"unknown mixture {mixture!r}; expected 'max' or 'exact'")
+        mu = _as_tensor("means", means)
+        cov = _as_tensor("covariances", covariances)
+        w = _as_tensor("weights", weights)
+        if mu.ndim != 2:
+            raise ValueError(f"`means` must have shape (K, D), got {tuple(mu.shape)}")
+        K, D = mu.shape
+        if tuple(cov.shape) != (K, D, D):
+            raise ValueError(
+                f"`covariances` must have shape (K, D, D) = ({K}, {D}, {D}) to match `means`, "
+                f"got {tuple(cov.shape)}"
+            )
+        if tuple(w.shape) != (K,):
+            raise ValueError(
+                f"`weights` must have shape (K,) = ({K},) to match `means`, got {tuple(w.shape)}"
+            )
+        for name, value in (("means", mu), ("covariances", cov), ("weights", w)):
+            if not bool(torch.isfinite(value).all()):
+                raise ValueError(f"`{name}` contains NaN or inf")
+        if not bool((w > 0).all()):
+            raise ValueError(f"`weights` must all be positive, got {w.tolist()}")
+        asym = (cov - cov.transpose(-1, -2)).abs().amax()
+        if float(asym) > 1e-8 * max(1.0, float(cov.abs().amax())):
+            raise ValueError(f"`covariances` must be symmetric (max asymmetry {float(asym):.3g})")
+        chol, info = torch.linalg.cholesky_ex(cov)
+        if bool((info != 0).any()):
+            bad = torch.nonzero(info).flatten().tolist()
+            raise ValueError(f"`covariances` must be positive definite; components {bad} are not")
+        eye = torch.eye(D, dtype=cov.dtype).expand(K, D, D)
+        precisions = torch.cholesky_solve(eye, chol)
+        precisions = 0.5 * (precisions + precisions.transpose(-1, -2))
+        half_logdet = torch.log(torch.diagonal(chol, dim1=-2, dim2=-1)).sum(-1)
+        costs = -torch.log(w) + half_logdet + 0.5 * D * math.log(2 * math.pi)
+        self.mixture = mixture
+        self.register_buffer("means", mu)
+        self.register_buffer("precisions", precisions)
+        self.register_buffer("component_costs", costs)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        means: _ArrayLike,
+        covariances: _ArrayLike,
+        weights: _ArrayLike,
+        *,
+        mixture: Literal["max", "exact"] = "max",
+    ) -> GaussianMixturePrior:
+        """Build the prior from arrays (numpy or torch); see the class for shapes."""
+        return cls(means=means, covariances=covariances, weights=weights, mixture=mixture)
+
+    @classmethod
+    def from_mapping(
+        cls, mapping: Mapping[str, object], *, mixture: Literal["max", "exact"] = "max"
+    ) -> GaussianMixturePrior:
+        """Build the prior from a ``gmm_08.pkl``-style mapping.
+
+        Keys: ``means`` (K, D), ``covars`` or ``covariances`` (K, D, D), ``weights`` (K,);
+        other keys are ignored.
+
+        Raises:
+            ValueError: if a key is missing (the message lists the keys found).
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"`mapping` must be a mapping, got {type(mapping).__name__}")
+        keys = sorted(map(str, mapping.keys()))
+        cov_key = "covars" if "covars" in mapping else "covariances"
+        for key in ("means", cov_key, "weights"):
+            if key not in mapping:
+                wanted = "'covars' or 'covariances'" if key == cov_key else repr(key)
+                raise ValueError(f"`mapping` must have the key {wanted}; found keys {keys}")
+        return cls(
+            means=mapping["means"],  # type: ignore[arg-type]
+            covariances=mapping[cov_key],  # type: ignore[arg-type]
+            weights=mapping["weights"],  # type: ignore[arg-type]
+            mixture=mixture,
+        )
+
+    @property
+    def num_components(self) -> int:
+        """K, the number of mixture components."""
+        return int(self.means.shape[0])
+
+    @property
+    def dim(self) -> int:
+        """D, the dimension of the pose vectors."""
+        return int(self.means.shape[1])
+
+    def component_energies(self, pose: Tensor) -> Tensor:
+        """Per-component costs ``½ (θ - μ_k)ᵀ Σ_k⁻¹ (θ - μ_k) - log w_k + ½ log det(2π Σ_k)``.
+
+        Args:
+            pose: (..., D) pose vectors (the buffers' dtype decides the precision; the result
+                has the dtype of `pose`).
+
+        Returns:
+            (..., K) costs.
+        """
+        check_floating("pose", pose)
+        if pose.shape[-1:] != (self.dim,):
+            raise ValueError(f"`pose` must have shape (..., {self.dim}), got {tuple(pose.shape)}")
+        means = self.means.to(pose.dtype)
+        diff = pose.unsqueeze(-2) - means  # (..., K, D)
+        mahalanobis = torch.einsum(
+            "...ki,kij,...kj->...k", diff, self.precisions.to(pose.dtype), diff
+        )
+        return 0.5 * mahalanobis + self.component_costs.to(pose.dtype)
+
+    def forward(self, pose: Tensor) -> Tensor:
+        """Negative log-likelihood of `pose`.
+
+        Args:
+            pose: (..., D) pose vectors, e.g. (B, 69) SMPL body-pose axis-angle (radians); a
+                (..., 23, 3) body pose can be passed as ``pose.flatten(-2)``.
+
+        Returns:
+            (...) ``min_k`` of `component_energies` (``mixture="max"``) or
+            ``-logsumexp_k(-energies)`` (``mixture="exact"``).
+        """
+        energies = self.component_energies(pose)
+        if self.mixture == "max":
+            return energies.amin(dim=-1)
+        return -torch.logsumexp(-energies, dim=-1)
