@@ -1,0 +1,100 @@
+"""Make 2D-to-3D lifting datasets (facts §10): train/test npz + training 2D statistics.
+
+    python tools/make_lifting_dataset.py cmu --cmu-dir ../shared/data/cmu_mocap --out-dir lifting
+    python tools/make_lifting_dataset.py h36m --data-3d data_3d_h36m.npz --cameras cameras.pkl \\
+        [--data-2d data_2d_h36m_cpn_ft_h36m_dbb.npz] --out-dir data/lifting
+
+cmu: every ASF/AMC pair (<stem><digits>.amc with <stem>.asf) and BVH file (CMU units) under
+--cmu-dir, seen by random virtual cameras; split by clip. h36m: VideoPose3D's npz files with the
+Human3.6M calibrations; ground-truth 2D (projected) unless --data-2d gives detections; train
+S1, S5, S6, S7, S8 (all cameras), test S9, S11 (camera 60457274, or all with --test-all-cameras).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from pose_data.asf_amc import read_amc, read_asf
+from pose_data.bvh import read_bvh
+from pose_data.h36m import read_h36m_cameras
+from pose_data.h36m_videopose3d import read_videopose3d_2d, read_videopose3d_3d
+from pose_data.lifting import make_cmu_lifting_dataset, make_h36m_lifting_dataset
+from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
+
+
+def read_cmu_clips(folder: Path, *, step: int) -> dict:
+    clips = {}
+    for amc in sorted(folder.rglob("*.amc")):
+        asf = amc.with_name(amc.stem.rstrip("0123456789") + ".asf")
+        if not asf.is_file():
+            asf = amc.with_suffix(".asf")
+        if not asf.is_file():
+            print(f"  skipped {amc}: no matching .asf", file=sys.stderr)
+            continue
+        clips[amc.stem] = read_amc(amc, read_asf(asf), step=step)
+    for bvh in sorted(folder.rglob("*.bvh")):
+        clips[bvh.stem] = read_bvh(bvh, unit_scale=CMU_UNIT_TO_METRES, step=step)
+    return clips
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="source", required=True)
+    cmu = sub.add_parser("cmu", help="CMU ASF/AMC and BVH clips")
+    cmu.add_argument("--cmu-dir", type=Path, required=True)
+    cmu.add_argument("--out-dir", type=Path, required=True)
+    cmu.add_argument("--step", type=int, default=4, help="frame step (120 fps / 4 = 30 fps)")
+    cmu.add_argument("--num-cameras", type=int, default=4)
+    cmu.add_argument("--test-clips", nargs="*", default=None)
+    cmu.add_argument("--test-fraction", type=float, default=0.2)
+    cmu.add_argument("--seed", type=int, default=0)
+    h36m = sub.add_parser("h36m", help="VideoPose3D npz files")
+    h36m.add_argument("--data-3d", type=Path, required=True)
+    h36m.add_argument("--data-2d", type=Path, default=None, help="2D detections (default: GT)")
+    h36m.add_argument("--cameras", type=Path, required=True, help="cameras.pkl (mmpose layout)")
+    h36m.add_argument("--out-dir", type=Path, required=True)
+    h36m.add_argument("--step", type=int, default=5)
+    h36m.add_argument("--test-all-cameras", action="store_true")
+    h36m.add_argument("--prefix", default="h36m")
+    args = parser.parse_args(argv)
+    if args.source == "cmu":
+        clips = read_cmu_clips(args.cmu_dir, step=args.step)
+        files = make_cmu_lifting_dataset(
+            clips,
+            args.out_dir,
+            test_clips=args.test_clips,
+            test_fraction=args.test_fraction,
+            num_cameras=args.num_cameras,
+            generator=torch.Generator().manual_seed(args.seed),
+        )
+    else:
+        positions_2d = read_videopose3d_2d(args.data_2d)[0] if args.data_2d else None
+        files = make_h36m_lifting_dataset(
+            read_videopose3d_3d(args.data_3d),
+            read_h36m_cameras(args.cameras),
+            args.out_dir,
+            positions_2d=positions_2d,
+            test_cameras=None if args.test_all_cameras else ("60457274",),
+            step=args.step,
+            prefix=args.prefix,
+        )
+    print(
+        f"train: {files.num_train} rows ({len(files.train_sequences)} sequences) -> {files.train}"
+    )
+    print(f"test:  {files.num_test} rows ({len(files.test_sequences)} sequences) -> {files.test}")
+    print(f"stats: {files.stats}")
+    for problem in files.problems:
+        print(f"  problem: {problem}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (FileNotFoundError, ImportError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
