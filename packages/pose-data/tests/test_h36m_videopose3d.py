@@ -57,5 +57,8 @@ class Hostile:
 
 def test_refuses_objects_that_are_not_data(tmp_path):
     np.savez(tmp_path / "evil.npz", positions_3d=np.array([Hostile()], dtype=object))
-    with pytest.raises(ValueError, match=r"refusing to load 'builtins\.print'"):
+    with pytest.raises(
+        ValueError,
+        match=r"evil\.npz field 'positions_3d'.*refusing to load global 'builtins\.print'",
+    ):
         read_npz_object(tmp_path / "evil.npz", "positions_3d")

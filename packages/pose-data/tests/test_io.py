@@ -1,5 +1,8 @@
+import collections
+import os
 import pickle
 
+import cv2
 import numpy as np
 import pytest
 
@@ -8,6 +11,8 @@ from pose_data import (
     atomic_write,
     atomic_write_npz,
     atomic_write_pickle,
+    extract_video_frames,
+    restricted_pickle_load,
     write_mocap_npz,
     write_multiview_pickle,
     write_prohmr_npz,
@@ -88,3 +93,72 @@ def test_multiview_writer(tmp_path):
         )
     with pytest.raises(ValueError, match=r"frame 0: `betas` must have shape \(2, 10\)"):
         write_multiview_pickle(tmp_path / "mv.pkl", [{**frame, "betas": np.zeros((2, 9))}])
+
+
+def test_extract_video_frames_counts_from_zero(tmp_path):
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (32, 24))
+    assert writer.isOpened()
+    for index in range(6):
+        writer.write(np.full((24, 32, 3), 40 * index, np.uint8))
+    writer.release()
+    extract_video_frames(video, {0: tmp_path / "f0.jpg", 3: tmp_path / "out" / "f3.jpg"})
+    assert abs(cv2.imread(str(tmp_path / "f0.jpg")).mean() - 0) < 8
+    assert abs(cv2.imread(str(tmp_path / "out" / "f3.jpg")).mean() - 120) < 8
+    with pytest.raises(ValueError, match="video ends after 6 frames"):
+        extract_video_frames(video, {9: tmp_path / "f9.jpg"})
+    assert not (tmp_path / "f9.jpg").exists()
+
+
+class _RunsShell:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"echo hacked > {self.marker}",))
+
+
+def test_restricted_pickle_refuses_code_and_runs_nothing(tmp_path):
+    marker = tmp_path / "hacked.txt"
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(pickle.dumps([{"a": np.zeros(2)}, _RunsShell(marker)]))
+    system = "nt" if os.name == "nt" else "posix"
+    with pytest.raises(ValueError, match=rf"evil\.pkl.*refusing to load global '{system}\.system'"):
+        restricted_pickle_load(evil)
+    with pytest.raises(ValueError, match=r"<bytes>.*refusing to load global 'builtins\.eval'"):
+        restricted_pickle_load(pickle.dumps(eval))
+    with pytest.raises(ValueError, match=r"in\.npz field 'x'.*'collections\.Counter'"):
+        restricted_pickle_load(pickle.dumps(collections.Counter()), name="in.npz field 'x'")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_restricted_pickle_reads_numpy_and_containers(tmp_path, protocol):
+    data = [
+        {
+            "a": np.arange(6, dtype=np.float32).reshape(2, 3),
+            "names": np.array(["x", "yz"]),
+            "b": (np.float64(2.5), np.int32(3), "s", b"raw", bytearray(b"ba")),
+            "c": collections.OrderedDict(k=[1, 2.0, None, True]),
+        }
+    ]
+    path = tmp_path / "ok.pkl"
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
+    for source in (path, str(path), path.read_bytes()):
+        loaded = restricted_pickle_load(source)
+        np.testing.assert_array_equal(loaded[0]["a"], data[0]["a"])
+        assert loaded[0]["a"].dtype == np.float32
+        np.testing.assert_array_equal(loaded[0]["names"], ["x", "yz"])
+        assert loaded[0]["b"] == data[0]["b"] and loaded[0]["c"] == data[0]["c"]
+
+
+def test_restricted_pickle_errors_name_the_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"none\.pkl"):
+        restricted_pickle_load(tmp_path / "none.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match=r"cannot read pickle .*junk\.pkl"):
+        restricted_pickle_load(tmp_path / "junk.pkl")
+    with pytest.raises(ValueError, match="cannot read pickle <bytes>"):
+        restricted_pickle_load(b"")
+    with pytest.raises(TypeError, match="`source` must be a path or bytes, got int"):
+        restricted_pickle_load(3)

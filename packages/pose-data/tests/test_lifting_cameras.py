@@ -1,14 +1,9 @@
-import pickle
-
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from pose_data.lifting_cameras import (
     PinholeCamera,
-    extract_video_frames,
-    load_pickle_restricted,
     look_at_camera,
     sample_look_at_cameras,
     square_boxes_from_keypoints,
@@ -87,26 +82,3 @@ def test_square_boxes_use_visible_keypoints_only():
     np.testing.assert_allclose(scale, [48.0])
     with pytest.raises(ValueError, match=r"rows \[0\] have no keypoint"):
         square_boxes_from_keypoints(np.zeros((1, 3, 3)))
-
-
-def test_restricted_pickle_refuses_code():
-    data = {"a": [np.arange(3.0), np.float32(2)], "b": ("s", 1)}
-    loaded = load_pickle_restricted(pickle.dumps(data, protocol=2))
-    np.testing.assert_array_equal(loaded["a"][0], np.arange(3.0))
-    with pytest.raises(ValueError, match=r"refusing to load 'builtins\.eval'"):
-        load_pickle_restricted(pickle.dumps(eval))
-
-
-def test_extract_video_frames_counts_from_zero(tmp_path):
-    video = tmp_path / "clip.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 25, (32, 24))
-    assert writer.isOpened()
-    for index in range(6):
-        writer.write(np.full((24, 32, 3), 40 * index, np.uint8))
-    writer.release()
-    extract_video_frames(video, {0: tmp_path / "f0.jpg", 3: tmp_path / "out" / "f3.jpg"})
-    assert abs(cv2.imread(str(tmp_path / "f0.jpg")).mean() - 0) < 8
-    assert abs(cv2.imread(str(tmp_path / "out" / "f3.jpg")).mean() - 120) < 8
-    with pytest.raises(ValueError, match="video ends after 6 frames"):
-        extract_video_frames(video, {9: tmp_path / "f9.jpg"})
-    assert not (tmp_path / "f9.jpg").exists()

@@ -1,4 +1,3 @@
-import os
 import pickle
 
 import numpy as np
@@ -8,7 +7,6 @@ import torch
 from pose_data import (
     MultiviewDataset,
     read_multiview_pickle,
-    restricted_pickle_load,
     write_multiview_pickle,
 )
 
@@ -90,21 +88,3 @@ def test_missing_images_are_counted(multiview_file):
     (image_dir / "f0_c1.jpg").unlink()
     with pytest.raises(FileNotFoundError, match="1 of 6 images"):
         MultiviewDataset(path, image_dir=image_dir)
-
-
-class _Hostile:
-    def __reduce__(self):
-        return (os.system, ("echo hacked",))
-
-
-def test_restricted_unpickler_refuses_code(tmp_path):
-    (tmp_path / "evil.pkl").write_bytes(pickle.dumps([_Hostile()]))
-    with pytest.raises(ValueError, match="refusing to load global"):
-        restricted_pickle_load(tmp_path / "evil.pkl")
-    (tmp_path / "ok.pkl").write_bytes(
-        pickle.dumps([{"a": np.arange(3, dtype=np.float32), "b": np.float64(2)}])
-    )
-    loaded = restricted_pickle_load(tmp_path / "ok.pkl")
-    np.testing.assert_array_equal(loaded[0]["a"], [0, 1, 2])
-    with pytest.raises(FileNotFoundError):
-        restricted_pickle_load(tmp_path / "none.pkl")

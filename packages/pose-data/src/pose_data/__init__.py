@@ -45,9 +45,12 @@ from pose_data.image_dataset import (
 )
 from pose_data.io import (
     PROHMR_NPZ_SHAPES,
+    ConversionReport,
     atomic_write,
     atomic_write_npz,
     atomic_write_pickle,
+    extract_video_frames,
+    restricted_pickle_load,
     write_mocap_npz,
     write_multiview_pickle,
     write_prohmr_npz,
@@ -60,7 +63,7 @@ from pose_data.mixing import (
     StreamSampler,
 )
 from pose_data.mpii import convert_mpii_json, convert_mpii_mat
-from pose_data.multiview import MultiviewDataset, read_multiview_pickle, restricted_pickle_load
+from pose_data.multiview import MultiviewDataset, read_multiview_pickle
 from pose_data.openpose import (
     IMAGE_EXTENSIONS,
     OpenPoseDataset,
@@ -174,10 +177,7 @@ from pose_data.lifting import (
     write_lifting_stats,
 )
 from pose_data.lifting_cameras import (
-    ConversionReport,
     PinholeCamera,
-    extract_video_frames,
-    load_pickle_restricted,
     look_at_camera,
     sample_look_at_cameras,
     square_boxes_from_keypoints,
@@ -252,7 +252,6 @@ __all__ += [
     "forward_kinematics",
     "group_h36m_multiview",
     "group_mannequin_views",
-    "load_pickle_restricted",
     "look_at_camera",
     "make_cmu_lifting_dataset",
     "make_h36m_lifting_dataset",

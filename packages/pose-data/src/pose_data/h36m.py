@@ -42,14 +42,14 @@ from typing import Any, Literal
 import numpy as np
 
 from pose_data.h36m_layout import H36M_CAMERA_IDS
-from pose_data.io import write_multiview_pickle, write_prohmr_npz
-from pose_data.lifting_cameras import (
+from pose_data.io import (
     ConversionReport,
-    PinholeCamera,
     extract_video_frames,
-    load_pickle_restricted,
-    square_boxes_from_keypoints,
+    restricted_pickle_load,
+    write_multiview_pickle,
+    write_prohmr_npz,
 )
+from pose_data.lifting_cameras import PinholeCamera, square_boxes_from_keypoints
 from pose_geometry import H36M32_TO_44
 
 __all__ = [
@@ -217,7 +217,7 @@ def read_h36m_cameras(path: str | os.PathLike[str]) -> dict[tuple[str, str], Pin
     Raises:
         FileNotFoundError, ValueError: naming the file, the camera and the field.
     """
-    data = load_pickle_restricted(path)
+    data = restricted_pickle_load(path)
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a dict of cameras, got {type(data).__name__}")
     cameras = {}

@@ -8,7 +8,7 @@
   (``layout_name``, ``num_joints``, ``keypoints_symmetry``).
 
 Both hold pickled Python objects inside the npz; they are read with
-:func:`~pose_data.lifting_cameras.load_pickle_restricted` (numpy arrays, dicts and lists only),
+:func:`~pose_data.io.restricted_pickle_load` (numpy arrays, dicts and lists only),
 never with ``np.load(allow_pickle=True)``.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from pose_data.h36m_layout import H36M_CAMERA_IDS
-from pose_data.lifting_cameras import load_pickle_restricted
+from pose_data.io import restricted_pickle_load
 
 __all__ = ["read_npz_object", "read_videopose3d_2d", "read_videopose3d_3d"]
 
@@ -58,7 +58,9 @@ def read_npz_object(path: str | os.PathLike[str], key: str) -> Any:
             if dtype != np.dtype(object):
                 array = np.lib.format.read_array(archive.open(member), allow_pickle=False)
                 return array
-            value = load_pickle_restricted(file.read(), encoding="latin1")
+            value = restricted_pickle_load(
+                file.read(), encoding="latin1", name=f"{path} field '{key}'"
+            )
     if isinstance(value, np.ndarray) and value.dtype == object and value.shape == ():
         return value.item()
     return value

@@ -10,24 +10,36 @@ Formats (facts §5.1–5.3):
 - multiview pickle: a list of frames, every value with a leading view dimension
   (:func:`write_multiview_pickle`);
 - mocap npz: ``body_pose`` (n, 72) axis-angle and ``betas`` (n, 10) (:func:`write_mocap_npz`).
+
+Pickles from outside (multiview pickles, 3DPW sequence files, camera pickles, object arrays
+inside VideoPose3D's npz files) are read with :func:`restricted_pickle_load`, which rebuilds
+NumPy arrays, dtypes and scalars and Python containers but refuses every other global, so a
+hostile file cannot run code. :func:`extract_video_frames` writes video frames atomically and
+:class:`ConversionReport` is what the converters of the original datasets return.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import cv2
 import numpy as np
 
 __all__ = [
     "PROHMR_NPZ_SHAPES",
+    "ConversionReport",
     "atomic_write",
     "atomic_write_npz",
     "atomic_write_pickle",
+    "extract_video_frames",
+    "restricted_pickle_load",
     "write_mocap_npz",
     "write_multiview_pickle",
     "write_prohmr_npz",
@@ -251,3 +263,139 @@ def write_multiview_pickle(
             out[key] = array
         cleaned.append(out)
     return atomic_write_pickle(path, cleaned)
+
+
+#: The only globals a data pickle may reference: NumPy arrays, dtypes and scalars (in the
+#: module paths of NumPy 1 and 2) and the helpers their pickles use. Lists, dicts, tuples,
+#: sets, strings, bytes and numbers need no global.
+_ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+        ("builtins", "bytearray"),
+        ("builtins", "slice"),
+        ("collections", "OrderedDict"),
+    }
+)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        # Python 2 pickles (and protocols < 3) name the builtins module "__builtin__".
+        if ("builtins" if module == "__builtin__" else module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load global '{module}.{name}': only NumPy arrays, dtypes, scalars "
+            "and Python containers are allowed in data pickles"
+        )
+
+
+def restricted_pickle_load(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+    *,
+    encoding: str = "latin1",
+    name: str | None = None,
+) -> Any:
+    """Unpickle data allowing only NumPy arrays/dtypes/scalars and Python containers.
+
+    Every other global (classes, functions such as ``os.system``) is refused before it is
+    looked up, so a hostile pickle cannot run code.
+
+    Args:
+        source: a pickle file's path, or the pickle's bytes (e.g. an object array inside an
+            npz).
+        encoding: how Python 2 ``str`` objects are decoded ("latin1" reads the Python 2
+            pickles of 3DPW and NumPy arrays pickled by Python 2).
+        name: how error messages name bytes ``source`` (default "<bytes>"); a path names
+            itself.
+
+    Raises:
+        FileNotFoundError: if a path does not exist.
+        TypeError: if ``source`` is neither a path nor bytes.
+        ValueError: naming the file if it is not a readable pickle or references a refused
+            global (named too).
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"pickle file not found: {path}")
+        label = str(path)
+        data = path.read_bytes()
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        label = "<bytes>" if name is None else name
+        data = bytes(source)
+    else:
+        raise TypeError(f"`source` must be a path or bytes, got {type(source).__name__}")
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"cannot read pickle {label}: {error}") from None
+    except (
+        EOFError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as error:
+        raise ValueError(f"cannot read pickle {label}: {type(error).__name__}: {error}") from None
+
+
+@dataclass(frozen=True)
+class ConversionReport:
+    """What a converter wrote and which inputs it skipped.
+
+    Attributes:
+        output: the written file (npz or pickle).
+        num_rows: rows (or multiview frames) written.
+        problems: one line per skipped input: the file, the field and what was wrong.
+    """
+
+    output: Path
+    num_rows: int
+    problems: tuple[str, ...] = ()
+
+
+def extract_video_frames(
+    video: str | os.PathLike[str], frames: Mapping[int, str | os.PathLike[str]]
+) -> None:
+    """Write the video frames `frames` (0-based index -> destination .jpg) atomically.
+
+    Frames are counted from 0 as OpenCV decodes them (for Human3.6M, frame i of the video is
+    pose frame i of the CDF files; ProHMR's script was one frame late).
+
+    Raises:
+        FileNotFoundError: if the video is missing.
+        ValueError: if it cannot be opened or ends before the last wanted frame.
+    """
+    video = Path(video)
+    if not video.is_file():
+        raise FileNotFoundError(f"video not found: {video}")
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise ValueError(f"{video}: OpenCV cannot open the video")
+    try:
+        last = max(frames) if frames else -1
+        index = 0
+        while index <= last:
+            ok, image = capture.read()
+            if not ok:
+                raise ValueError(
+                    f"{video}: video ends after {index} frames; frame {last} needs {last + 1}"
+                )
+            if index in frames:
+                ok, encoded = cv2.imencode(".jpg", image)
+                if not ok:
+                    raise ValueError(f"{video}: cannot encode frame {index} as JPEG")
+                atomic_write(frames[index], lambda file, data=encoded: file.write(data.tobytes()))
+            index += 1
+    finally:
+        capture.release()

@@ -1,4 +1,4 @@
-"""Shared pieces of the converters: pinhole cameras, boxes, reports and a safe pickle loader.
+"""Shared pieces of the converters: pinhole cameras and boxes.
 
 A :class:`PinholeCamera` maps world points to camera axes with ``X_cam = R X_world + t``
 (x right, y down, z forward, metres) and to pixels with focal lengths ``(fx, fy)``, principal
@@ -12,36 +12,22 @@ coordinates ``x = X/Z, y = Y/Z``)::
 (checked on the real Human3.6M samples: the shipped 2D joints are reproduced to 3e-5 px).
 The perspective division uses ``pose_geometry.project_points``.
 
-Pickles from outside (3DPW sequence files, camera pickles, object arrays inside VideoPose3D's
-npz files) are read with :func:`load_pickle_restricted`, which rebuilds numpy arrays, dicts,
-lists and strings but refuses every other class, so a hostile file cannot run code.
-
 Shapes: ``...`` any batch dimensions, N points. Arrays are numpy float64 unless stated.
 """
 
 from __future__ import annotations
 
-import io
 import math
-import os
-import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
 
-import cv2
 import numpy as np
 import torch
 
-from pose_data.io import atomic_write
 from pose_geometry import project_points
 
 __all__ = [
-    "ConversionReport",
     "PinholeCamera",
-    "extract_video_frames",
-    "load_pickle_restricted",
     "look_at_camera",
     "sample_look_at_cameras",
     "square_boxes_from_keypoints",
@@ -308,112 +294,3 @@ def square_boxes_from_keypoints(
     center = (low + high) / 2
     scale = rescale * (high - low).max(axis=1)
     return center, scale
-
-
-@dataclass(frozen=True)
-class ConversionReport:
-    """What a converter wrote and which inputs it skipped.
-
-    Attributes:
-        output: the written file (npz or pickle).
-        num_rows: rows (or multiview frames) written.
-        problems: one line per skipped input: the file, the field and what was wrong.
-    """
-
-    output: Path
-    num_rows: int
-    problems: tuple[str, ...] = ()
-
-
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("collections", "OrderedDict"),
-    ("builtins", "slice"),
-    ("_codecs", "encode"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"refusing to load '{module}.{name}': only numpy arrays, dicts, lists, numbers "
-            "and strings are allowed"
-        )
-
-
-def load_pickle_restricted(
-    source: str | os.PathLike[str] | IO[bytes] | bytes, *, encoding: str = "ASCII"
-) -> Any:
-    """Unpickle numpy arrays, dicts, lists, tuples, numbers and strings, nothing else.
-
-    Args:
-        source: a path, an open binary file or the pickle's bytes.
-        encoding: how Python 2 ``str`` objects are decoded: "latin1" for the Python 2 pickles
-            of 3DPW (and numpy arrays pickled by Python 2).
-
-    Raises:
-        FileNotFoundError: if a path does not exist.
-        ValueError: naming the file if it is not a pickle or holds a forbidden class.
-    """
-    name = "<bytes>"
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"pickle file not found: {path}")
-        name = str(path)
-        data: IO[bytes] = io.BytesIO(path.read_bytes())
-    elif isinstance(source, bytes):
-        data = io.BytesIO(source)
-    else:
-        data = source
-        name = str(getattr(source, "name", "<file>"))
-    try:
-        return _RestrictedUnpickler(data, encoding=encoding).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as error:
-        raise ValueError(f"{name}: cannot load as a restricted pickle: {error}") from None
-
-
-def extract_video_frames(
-    video: str | os.PathLike[str], frames: Mapping[int, str | os.PathLike[str]]
-) -> None:
-    """Write the video frames `frames` (0-based index -> destination .jpg) atomically.
-
-    Frames are counted from 0 as OpenCV decodes them (for Human3.6M, frame i of the video is
-    pose frame i of the CDF files; ProHMR's script was one frame late).
-
-    Raises:
-        FileNotFoundError: if the video is missing.
-        ValueError: if it cannot be opened or ends before the last wanted frame.
-    """
-    video = Path(video)
-    if not video.is_file():
-        raise FileNotFoundError(f"video not found: {video}")
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise ValueError(f"{video}: OpenCV cannot open the video")
-    try:
-        last = max(frames) if frames else -1
-        index = 0
-        while index <= last:
-            ok, image = capture.read()
-            if not ok:
-                raise ValueError(
-                    f"{video}: video ends after {index} frames; frame {last} needs {last + 1}"
-                )
-            if index in frames:
-                ok, encoded = cv2.imencode(".jpg", image)
-                if not ok:
-                    raise ValueError(f"{video}: cannot encode frame {index} as JPEG")
-                atomic_write(frames[index], lambda file, data=encoded: file.write(data.tobytes()))
-            index += 1
-    finally:
-        capture.release()

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pose_data.io import write_multiview_pickle
-from pose_data.lifting_cameras import ConversionReport, PinholeCamera, load_pickle_restricted
+from pose_data.io import ConversionReport, restricted_pickle_load, write_multiview_pickle
+from pose_data.lifting_cameras import PinholeCamera
 from pose_geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 __all__ = [
@@ -183,7 +183,7 @@ def read_mannequin_annotations(path: str | os.PathLike[str]) -> list[dict[str, A
     Raises:
         FileNotFoundError, ValueError: naming the file, the record index and the field.
     """
-    data = load_pickle_restricted(path, encoding="latin1")
+    data = restricted_pickle_load(path, encoding="latin1")
     if not isinstance(data, (list, tuple)):
         raise ValueError(f"{path}: expected a list of records, got {type(data).__name__}")
     return [_check_record(f"{path}: record {index}", record) for index, record in enumerate(data)]

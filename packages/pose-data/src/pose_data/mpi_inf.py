@@ -39,14 +39,13 @@ from typing import Any, Literal
 import numpy as np
 import scipy.io
 
-from pose_data.io import write_prohmr_npz
-from pose_data.lifting_cameras import (
+from pose_data.io import (
     ConversionReport,
-    PinholeCamera,
     extract_video_frames,
-    load_pickle_restricted,
-    square_boxes_from_keypoints,
+    restricted_pickle_load,
+    write_prohmr_npz,
 )
+from pose_data.lifting_cameras import PinholeCamera, square_boxes_from_keypoints
 
 __all__ = [
     "MPI_INF17_FROM_28",
@@ -160,7 +159,7 @@ def read_mpi_inf_cameras_pickle(path: str | os.PathLike[str]) -> dict[str, Pinho
     only: identity rotation). Heights are taken from the key's image size where the file's is
     implausible (the upstream training entries carry h = 204 for 2048).
     """
-    data = load_pickle_restricted(path)
+    data = restricted_pickle_load(path)
     if not isinstance(data, Mapping):
         raise ValueError(f"{path}: expected a dict of cameras, got {type(data).__name__}")
     cameras = {}

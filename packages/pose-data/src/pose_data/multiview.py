@@ -5,17 +5,15 @@ dimension V: ``imgname`` (V,), ``center`` (V, 2), ``scale`` (V,), optionally ``b
 (V, 72), ``betas`` (V, 10), ``has_body_pose`` (V,), ``has_betas`` (V,), ``body_keypoints_3d``
 (V, 25, 4), ``extra_keypoints_3d`` (V, 19, 4). Other keys are ignored.
 
-Pickles come from outside, so they are read with a restricted unpickler that only rebuilds
-NumPy arrays, dtypes and scalars (and Python containers): a hostile file cannot run code.
+Pickles come from outside, so they are read with :func:`pose_data.io.restricted_pickle_load`,
+which only rebuilds NumPy arrays, dtypes and scalars (and Python containers): a hostile file
+cannot run code.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,54 +29,9 @@ from pose_data.augment import (
     sample_augmentation,
 )
 from pose_data.image_dataset import _check_seed, _decode_names, _index, check_images_exist
+from pose_data.io import restricted_pickle_load
 
-__all__ = ["MultiviewDataset", "read_multiview_pickle", "restricted_pickle_load"]
-
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("_codecs", "encode"),
-    ("builtins", "bytearray"),
-    ("collections", "OrderedDict"),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(
-            f"refusing to load global '{module}.{name}': only NumPy arrays and Python "
-            "containers are allowed in data pickles"
-        )
-
-
-def restricted_pickle_load(path: str | os.PathLike[str], *, encoding: str = "latin1") -> Any:
-    """Unpickle a data file allowing only NumPy arrays/dtypes/scalars and Python containers.
-
-    Args:
-        path: the pickle file. encoding: for Python 2 pickles (latin1 as the original).
-
-    Raises:
-        FileNotFoundError: if it does not exist.
-        ValueError: if it is not a readable pickle or references other globals.
-    """
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"pickle file not found: {file}")
-    try:
-        return _RestrictedUnpickler(io.BytesIO(file.read_bytes()), encoding=encoding).load()
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"cannot read pickle {file}: {error}") from None
-    except (EOFError, AttributeError, ImportError, IndexError, TypeError) as error:
-        raise ValueError(f"cannot read pickle {file}: {type(error).__name__}: {error}") from None
-
+__all__ = ["MultiviewDataset", "read_multiview_pickle"]
 
 _FRAME_SHAPES: dict[str, tuple[int, ...]] = {
     "center": (2,),

@@ -11,7 +11,7 @@ Fields of a sequence pickle (the dataset's readme; P actors, N frames): ``sequen
 COCO-18 / OpenPose order x, y, confidence), ``jointPositions`` (P x (N, 72): 24 SMPL joints,
 world, metres), ``cam_poses`` (N, 4, 4) world-to-camera extrinsics, ``cam_intrinsics``
 (3, 3), ``campose_valid`` (P x (N,)), ``img_frame_ids`` (N,). Pickles are read with
-:func:`~pose_data.lifting_cameras.load_pickle_restricted` (numpy and builtins only).
+:func:`~pose_data.io.restricted_pickle_load` (numpy and builtins only).
 
 Output rows, one per actor and frame with a valid camera pose (ProHMR): ``imgname``
 ("imageFiles/<sequence>/image_<frame:05d>.jpg"), ``center`` / ``scale`` (box around the 2D
@@ -43,12 +43,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pose_data.io import write_prohmr_npz
-from pose_data.lifting_cameras import (
-    ConversionReport,
-    load_pickle_restricted,
-    square_boxes_from_keypoints,
-)
+from pose_data.io import ConversionReport, restricted_pickle_load, write_prohmr_npz
+from pose_data.lifting_cameras import square_boxes_from_keypoints
 from pose_geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 __all__ = [
@@ -140,7 +136,7 @@ def read_3dpw_sequence(path: str | os.PathLike[str]) -> PW3DSequence:
         ValueError: naming the file and the field (and actor) that is missing or malformed.
     """
     path = Path(path)
-    data = load_pickle_restricted(path, encoding="latin1")
+    data = restricted_pickle_load(path, encoding="latin1")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a dict, got {type(data).__name__}")
     genders = tuple(str(g) for g in _field(path, data, "genders"))
