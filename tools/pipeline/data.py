@@ -1,0 +1,156 @@
+"""Datasets for the pipelines: the registry, index-deterministic mixing and step-wise sampling.
+
+Exact resume needs the data order to be a function of the step alone. Every training item is
+addressed by a *global index* ``g = (step · world_size + rank) · batch_size + slot``;
+``pose_data.MixedDataset`` maps ``g`` to (dataset, row, augmentation) with a generator seeded by
+``(seed, g)``. A run resumed at step s therefore reads exactly the items the uninterrupted run
+would have read, with any number of DataLoader workers, and ranks read disjoint streams.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import Sampler
+
+import pose_geometry as pg
+
+__all__ = [
+    "KEYPOINT_LISTS",
+    "DatasetEntry",
+    "StepBatchSampler",
+    "load_registry",
+]
+
+KEYPOINT_LISTS: dict[str, tuple[int, ...]] = {
+    "lsp14": pg.LSP14_IDX_44,
+    "h36m17": pg.H36M17_IDX_44,
+    "mpi_inf17": pg.MPI_INF17_IDX_44,
+    "all44": tuple(range(44)),
+}
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One named dataset of the registry (like the original's ``datasets.yaml``).
+
+    Attributes:
+        name: registry key, e.g. 'H36M-VAL-P2'.
+        type: 'image' (npz), 'multiview' (pickle), 'mocap' (npz), 'lifting' (npz).
+        file: the dataset file.
+        image_dir: folder the npz's ``imgname`` entries are relative to.
+        keypoint_list: evaluation keypoints (indices into the 44 layout) or None.
+        keypoint_list_name: the name of that list ('lsp14', ...), '' if none.
+        use_hips: the original's USE_HIPS flag (kept for reference; facts §15.14).
+        mean_stats: normalisation statistics npz (lifting), or None.
+    """
+
+    name: str
+    type: str
+    file: Path
+    image_dir: Path
+    keypoint_list: tuple[int, ...] | None
+    keypoint_list_name: str
+    use_hips: bool
+    mean_stats: Path | None
+
+
+_ENTRY_KEYS = {"type", "file", "image_dir", "keypoint_list", "use_hips", "mean_stats"}
+_TYPES = {"image", "multiview", "mocap", "lifting"}
+
+
+def load_registry(
+    path: str | os.PathLike[str], *, data_root: str | os.PathLike[str], synthetic_dir: str = ""
+) -> dict[str, DatasetEntry]:
+    """Read the dataset registry YAML.
+
+    Paths may use ``{data_root}`` and ``{synthetic_dir}``; other relative paths resolve against
+    ``data_root`` (``POSE_DATA_ROOT`` overrides it when set).
+    """
+    registry = Path(path)
+    if not registry.is_file():
+        raise FileNotFoundError(f"dataset registry not found: {registry}")
+    raw = yaml.safe_load(registry.read_text()) or {}
+    root = Path(os.environ.get("POSE_DATA_ROOT", str(data_root)))
+
+    def resolve(value: str) -> Path:
+        text = value.format(data_root=root, synthetic_dir=synthetic_dir)
+        candidate = Path(text)
+        return candidate if ("{" in value or candidate.is_absolute()) else root / candidate
+
+    entries = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"{registry}: entry '{name}' must be a mapping")
+        unknown = sorted(set(spec) - _ENTRY_KEYS)
+        if unknown:
+            raise ValueError(
+                f"{registry}: entry '{name}' has unknown key(s) {unknown}; "
+                f"expected {sorted(_ENTRY_KEYS)}"
+            )
+        kind = spec.get("type", "image")
+        if kind not in _TYPES:
+            raise ValueError(f"{registry}: entry '{name}' has type {kind!r}; expected {_TYPES}")
+        if "file" not in spec:
+            raise ValueError(f"{registry}: entry '{name}' lacks 'file'")
+        list_name = spec.get("keypoint_list", "") or ""
+        if list_name and list_name not in KEYPOINT_LISTS:
+            raise ValueError(
+                f"{registry}: entry '{name}' keypoint_list {list_name!r}; "
+                f"expected one of {sorted(KEYPOINT_LISTS)}"
+            )
+        entries[name] = DatasetEntry(
+            name=name,
+            type=kind,
+            file=resolve(spec["file"]),
+            image_dir=resolve(spec.get("image_dir", "")),
+            keypoint_list=KEYPOINT_LISTS[list_name] if list_name else None,
+            keypoint_list_name=list_name,
+            use_hips=bool(spec.get("use_hips", False)),
+            mean_stats=resolve(spec["mean_stats"]) if spec.get("mean_stats") else None,
+        )
+    return entries
+
+
+class StepBatchSampler(Sampler[list[int]]):
+    """Yields the global indices of steps ``start_step .. total_steps - 1`` for one rank."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        start_step: int,
+        total_steps: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.batch_size = batch_size
+        self.start_step = start_step
+        self.total_steps = total_steps
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start_step, self.total_steps):
+            base = (step * self.world_size + self.rank) * self.batch_size
+            yield list(range(base, base + self.batch_size))
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a nested batch to ``device`` (strings and numbers stay)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch

@@ -1,0 +1,147 @@
+"""Regression evaluation (facts §9): mode and best-of-n MPJPE / PA-MPJPE on an image dataset.
+
+Predictions and ground truth are compared on the 44-keypoint layout, pelvis (39) subtracted,
+restricted to the dataset's keypoint list (LSP-14 for H36M-P2 and 3DPW, MPI-INF-17, ...), in mm.
+Best-of-n for several n uses the first n samples of one draw of max(n) (sample 0 = mode); k-means
+quantised n clusters 4096 samples per image into n hypotheses (seed §5.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+import pose_geometry as pg
+import pose_metrics as pm
+
+from .data import to_device
+from .model import ProHMR
+
+__all__ = ["RegressionEvaluation", "evaluate_regression", "mean_pose_keypoints"]
+
+
+@dataclass(frozen=True)
+class RegressionEvaluation:
+    """Per-image errors (mm) and the summary table."""
+
+    accumulator: pm.MetricAccumulator
+    summary: dict[str, float]
+
+
+def _chunks(total: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, total)) for start in range(0, total, size)]
+
+
+@torch.no_grad()
+def evaluate_regression(
+    model: ProHMR,
+    dataset: Any,
+    *,
+    keypoint_list: Sequence[int],
+    num_samples: int = 1,
+    best_of: Sequence[int] = (),
+    kmeans_clusters: Sequence[int] = (),
+    batch_size: int = 16,
+    sample_chunk: int = 1024,
+    device: torch.device | None = None,
+    generator: torch.Generator | None = None,
+    group_keys: Sequence[str] = (),
+    extra_predictions: dict[str, Any] | None = None,
+) -> RegressionEvaluation:
+    """Evaluate ``model`` on ``dataset`` (items as pose-data's ImageDataset returns them).
+
+    Args:
+        keypoint_list: indices into the 44 keypoints that are scored.
+        num_samples: hypotheses per image (sample 0 = mode); must be >= max(best_of).
+        best_of: n values for best-of-n (each uses the first n samples).
+        kmeans_clusters: n values for k-means quantisation of all ``num_samples`` samples.
+        sample_chunk: samples decoded at once per image batch (memory bound).
+        group_keys: item keys used as breakdown labels (e.g. 'action').
+        extra_predictions: {name: callable(batch) -> (B, S, 44, 3)} scored like the model
+            (baselines); their metrics are prefixed by the name.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    wanted = sorted({1, *best_of})
+    if num_samples < max(wanted):
+        raise ValueError(f"`num_samples` ({num_samples}) must be >= max(best_of) ({max(wanted)})")
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    accumulator = pm.MetricAccumulator()
+    joints = list(keypoint_list)
+    for batch in loader:
+        batch = to_device(batch, device)
+        target = batch["keypoints_3d"].float()
+        mask = target[..., 3]
+        features = model.features(batch["img"]).float()
+        predictions = []
+        for start, stop in _chunks(num_samples, sample_chunk):
+            # only the first chunk carries the mode (sample 0); later chunks are all random
+            out = model.decode(
+                features, num_samples=stop - start, generator=generator, include_mode=start == 0
+            )
+            predictions.append(out.keypoints_3d)
+        predictions_all = torch.cat(predictions, dim=1)
+        result = pm.best_of_n(
+            predictions_all,
+            target[..., :3],
+            root_idx=pg.PELVIS_IDX_44,
+            joint_idx=joints,
+            mask=mask,
+        )
+        values: dict[str, torch.Tensor] = {
+            "mode_mpjpe": result.mode_mpjpe,
+            "mode_pa_mpjpe": result.mode_pa_mpjpe,
+        }
+        for n in best_of:
+            first = result.best_of_first(n)
+            values[f"best{n}_mpjpe"] = first.mpjpe
+            values[f"best{n}_pa_mpjpe"] = first.pa_mpjpe
+        for k in kmeans_clusters:
+            clustered = pm.kmeans_best_of_k(
+                predictions_all,
+                target[..., :3],
+                num_clusters=k,
+                root_idx=pg.PELVIS_IDX_44,
+                joint_idx=joints,
+                mask=mask,
+                generator=generator,
+            )
+            values[f"kmeans{k}_mpjpe"] = clustered.min_mpjpe
+            values[f"kmeans{k}_pa_mpjpe"] = clustered.min_pa_mpjpe
+        for name, predict in (extra_predictions or {}).items():
+            other = predict(batch)
+            scored = pm.best_of_n(
+                other, target[..., :3], root_idx=pg.PELVIS_IDX_44, joint_idx=joints, mask=mask
+            )
+            values[f"{name}_mpjpe"] = scored.min_mpjpe
+            values[f"{name}_pa_mpjpe"] = scored.min_pa_mpjpe
+        groups = {key: [str(v) for v in batch[key]] for key in group_keys if key in batch}
+        accumulator.add({k: v.cpu() for k, v in values.items()}, groups=groups or None)
+    overall = accumulator.summarize()[0]
+    summary = {name: item.mean for name, item in overall.metrics.items()}
+    return RegressionEvaluation(accumulator, summary)
+
+
+def mean_pose_keypoints(
+    body_model: Any, body_poses_axis_angle: np.ndarray, betas: np.ndarray
+) -> torch.Tensor:
+    """(44, 3) keypoints of the chordal mean of training poses (per-joint SVD projection of the
+    mean rotation matrix) with mean betas and identity global orientation."""
+    rotmats = pg.axis_angle_to_rotmat(torch.from_numpy(body_poses_axis_angle).reshape(-1, 23, 3))
+    mean = rotmats.double().mean(dim=0)
+    u, _, vt = torch.linalg.svd(mean)
+    det = torch.det(u @ vt)
+    fix = torch.ones(23, 3, dtype=mean.dtype)
+    fix[:, 2] = det
+    projected = (u * fix[:, None, :]) @ vt
+    output = body_model.keypoints_only(
+        global_orient=torch.eye(3)[None, None],
+        body_pose=projected.float()[None],
+        betas=torch.from_numpy(np.asarray(betas, np.float32)).reshape(1, -1),
+    )
+    return output.keypoints[0]

@@ -1,0 +1,293 @@
+"""The ProHMR model assembly: backbone -> pose head (flow + FC head) -> body model -> 2D.
+
+State-dict prefixes follow the original (facts §12.1): ``backbone.``, ``flow.`` (the pose head:
+``flow.flow.*`` the ConditionalGlow, ``flow.fc_head.*``) and the model-level ``initialized``
+flag. The discriminator is a separate module (its own optimiser and its own DDP wrapper; a
+checkpoint stores it under ``discriminator``, the original's ``discriminator.`` prefix). The body
+model is held outside the state dict (it is an input file, not a learned weight) and is moved
+with the model by ``.to()``.
+
+The camera convention is the original's whatever the network's input resolution: a virtual
+224-px crop with a 5000-px focal length, projected keypoints in normalised crop units
+``u_px / 224 - 0.5`` (facts §2.5). Training on smaller crops (the CPU default) changes only the
+image the backbone sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import pose_geometry as pg
+import pose_losses as pl
+from hmr_backbone import ResNet
+from pose_body import BodyModel
+from pose_flows import SMPLFlowHead
+
+from .config import ModelConfig
+
+__all__ = ["ProHMR", "ProHMROutput", "build_prohmr", "gt_pose_6d", "nll_targets", "prohmr_loss"]
+
+VIRTUAL_CROP_PX = 224.0
+
+
+@dataclass(frozen=True)
+class ProHMROutput:
+    """One forward step (facts §7.1); sample 0 is the mode.
+
+    Attributes:
+        global_orient: (B, N, 1, 3, 3). body_pose: (B, N, 23, 3, 3). betas: (B, N, 10).
+        pose_6d: (B, N, 144) raw flow output. camera: (B, N, 3) weak perspective (s, tx, ty).
+        camera_translation: (B, N, 3) metres. log_prob: (B, N) detached. z: (B, N, 144).
+        keypoints_3d: (B, N, 44, 3) metres, camera axes without translation.
+        keypoints_2d: (B, N, 44, 2) normalised crop units.
+        features: (B, C) backbone features.
+    """
+
+    global_orient: Tensor
+    body_pose: Tensor
+    betas: Tensor
+    pose_6d: Tensor
+    camera: Tensor
+    camera_translation: Tensor
+    log_prob: Tensor
+    z: Tensor
+    target_log_prob: Tensor | None
+    keypoints_3d: Tensor
+    keypoints_2d: Tensor
+    features: Tensor
+
+
+class ProHMR(nn.Module):
+    """Backbone + SMPL flow head, with the body model attached."""
+
+    def __init__(
+        self,
+        *,
+        backbone: ResNet,
+        head: SMPLFlowHead,
+        body_model: BodyModel,
+        focal_length: float = 5000.0,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.flow = head
+        self.focal_length = float(focal_length)
+        self.register_buffer("initialized", torch.tensor(False))
+        object.__setattr__(self, "body_model", body_model)
+
+    def _apply(self, fn, recurse=True):
+        self.body_model._apply(fn)
+        return super()._apply(fn, recurse)
+
+    def features(self, images: Tensor) -> Tensor:
+        """(B, 3, S, S) normalised crops -> (B, C) pooled backbone features."""
+        return self.backbone(images)
+
+    def initialize_flow(self, features: Tensor, pose_6d: Tensor, valid: Tensor) -> None:
+        """ActNorm data-dependent initialisation on the first batch (facts §1.2, §7.1).
+
+        Args:
+            features: (B, C). pose_6d: (B, 144) ground-truth poses in 6D. valid: (B,) bool.
+        """
+        if bool(self.initialized):
+            return
+        # ActNorm needs at least two rows for a standard deviation (pose-flows raises otherwise);
+        # with fewer, the flow starts from its identity ActNorm (the original would write NaNs).
+        if self.training and int(valid.sum()) >= 2:
+            self.flow.flow.initialize(pose_6d[valid].float(), features[valid].float())
+        self.initialized.fill_(True)
+
+    def forward(
+        self,
+        images: Tensor,
+        *,
+        num_samples: int,
+        z: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        target_pose_6d: Tensor | None = None,
+        include_mode: bool = True,
+    ) -> ProHMROutput:
+        """Regress N hypotheses per image; sample 0 is the mode (z = 0) unless ``z`` is given.
+
+        Args:
+            images: (B, 3, S, S) normalised crops.
+            num_samples: N hypotheses per image.
+            z: optional (B, N, 144) latents to decode instead of sampling.
+            generator: random source for the flow samples.
+            target_pose_6d: optional (B, 144) ground-truth 6D poses, NaN rows for images
+                without one; their log-probabilities come back in ``target_log_prob`` (the
+                NLL), computed inside forward so data-parallel wrappers see every gradient.
+        """
+        features = self.features(images)
+        output = self.decode(
+            features, num_samples=num_samples, z=z, generator=generator, include_mode=include_mode
+        )
+        if target_pose_6d is None:
+            return output
+        valid = torch.isfinite(target_pose_6d).all(dim=-1)
+        if bool(valid.any()):
+            log_prob, _ = self.flow.log_prob(
+                target_pose_6d[valid][:, None].float(), features[valid].float()
+            )
+        else:
+            log_prob = features.new_zeros((0, 1)).float()
+        return replace(output, target_log_prob=log_prob)
+
+    def decode(
+        self,
+        features: Tensor,
+        *,
+        num_samples: int,
+        z: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        include_mode: bool = True,
+    ) -> ProHMROutput:
+        """Pose head + body model + projection from backbone features (B, C).
+
+        ``include_mode``: sample 0 is the mode (z = 0) when sampling (facts §7.1).
+        """
+        if z is not None:
+            head = self.flow(features.float(), z=z)
+        else:
+            head = self.flow(
+                features.float(), num_samples, generator=generator, include_mode=include_mode
+            )
+        batch, samples = head.pose_6d.shape[:2]
+        translation = pg.weak_perspective_to_translation(
+            head.camera, focal_length_px=self.focal_length, crop_size_px=VIRTUAL_CROP_PX
+        )
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            joints = self.body_model.keypoints_only(
+                global_orient=head.global_orient.reshape(-1, 1, 3, 3).float(),
+                body_pose=head.body_pose.reshape(-1, 23, 3, 3).float(),
+                betas=head.betas.reshape(-1, head.betas.shape[-1]).float(),
+            ).keypoints.reshape(batch, samples, -1, 3)
+            keypoints_2d = project_normalized(joints, translation.float(), self.focal_length)
+        return ProHMROutput(
+            global_orient=head.global_orient,
+            body_pose=head.body_pose,
+            betas=head.betas,
+            pose_6d=head.pose_6d,
+            camera=head.camera,
+            camera_translation=translation,
+            log_prob=head.log_prob.detach(),
+            z=head.z,
+            target_log_prob=None,
+            keypoints_3d=joints,
+            keypoints_2d=keypoints_2d,
+            features=features,
+        )
+
+
+def project_normalized(points: Tensor, translation: Tensor, focal_length: float) -> Tensor:
+    """Project (..., K, 3) points with (..., 3) translation to normalised crop units.
+
+    Focal ``f / 224`` and principal point 0 (facts §2.5), so the result is ``u_px / 224 - 0.5``.
+    """
+    return pg.project_points(
+        points,
+        focal_px=focal_length / VIRTUAL_CROP_PX,
+        center_px=torch.zeros(2, dtype=points.dtype, device=points.device),
+        translation=translation,
+    )
+
+
+def gt_pose_6d(smpl_params: dict[str, Tensor]) -> Tensor:
+    """(B, 3) + (B, 69) axis-angle ground truth -> (B, 144) 6D, joint-major (facts §2.2)."""
+    global_orient = smpl_params["global_orient"].reshape(-1, 1, 3)
+    body_pose = smpl_params["body_pose"].reshape(-1, 23, 3)
+    rotmats = pg.axis_angle_to_rotmat(torch.cat([global_orient, body_pose], dim=1))
+    return pg.rotmat_to_rot6d(rotmats).reshape(-1, 144)
+
+
+def nll_targets(
+    batch: dict[str, Any], *, noise_std: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """(B, 144) ground-truth 6D poses (+ N(0, noise_std²) noise), NaN rows where not annotated.
+
+    Facts §7.2: only images with ``has_smpl_params['body_pose'] > 0`` enter the NLL; in training
+    Gaussian noise of std 0.005 is added in the 6D space.
+    """
+    smpl = batch["smpl_params"]
+    target = gt_pose_6d({k: v.float() for k, v in smpl.items()})
+    if noise_std > 0:
+        target = pl.add_target_noise(target, std=noise_std, generator=generator)
+    valid = batch["has_smpl_params"]["body_pose"].bool()
+    return torch.where(valid[:, None], target, torch.full_like(target, float("nan")))
+
+
+def prohmr_loss(
+    batch: dict[str, Any], output: ProHMROutput, *, weights: pl.LossWeights
+) -> tuple[pl.CombinedLoss, dict[str, Tensor]]:
+    """All generator terms of facts §7.2 except the adversarial one (the trainer adds it).
+
+    Returns the combined loss and the raw terms.
+    """
+    keypoints_2d = batch["keypoints_2d"].float()
+    keypoints_3d = batch["keypoints_3d"].float()
+    terms: dict[str, Tensor] = {}
+    loss_2d = pl.keypoint_2d_loss(
+        output.keypoints_2d, keypoints_2d[..., :2], confidence=keypoints_2d[..., 2]
+    )
+    loss_3d = pl.keypoint_3d_loss(
+        output.keypoints_3d, keypoints_3d[..., :3], confidence=keypoints_3d[..., 3]
+    )
+    for name, value in (("keypoints_2d", loss_2d), ("keypoints_3d", loss_3d)):
+        split = pl.split_mode_expectation(value)
+        terms[f"{name}_mode"] = split.mode
+        terms[f"{name}_expectation"] = split.expectation
+    smpl = batch["smpl_params"]
+    has = batch["has_smpl_params"]
+    gt_global = pg.axis_angle_to_rotmat(smpl["global_orient"].float().reshape(-1, 1, 3))
+    gt_body = pg.axis_angle_to_rotmat(smpl["body_pose"].float().reshape(-1, 23, 3))
+    for name, pred, target, flag in (
+        ("global_orient", output.global_orient, gt_global, has["global_orient"]),
+        ("body_pose", output.body_pose, gt_body, has["body_pose"]),
+        ("betas", output.betas, smpl["betas"].float(), has["betas"]),
+    ):
+        value = pl.smpl_parameter_loss(pred, target, flag.float())
+        split = pl.split_mode_expectation(value)
+        terms[f"{name}_mode"] = split.mode
+        terms[f"{name}_expectation"] = split.expectation
+    ortho = pl.rot6d_orthonormality_loss(output.pose_6d.reshape(*output.pose_6d.shape[:2], 24, 6))
+    terms["orthonormal_mode"] = ortho[:, 0].mean()
+    terms["orthonormal_expectation"] = (
+        ortho[:, 1:].mean() if ortho.shape[1] > 1 else ortho.new_zeros(())
+    )
+    if output.target_log_prob is not None and output.target_log_prob.numel() > 0:
+        terms["nll"] = pl.negative_log_likelihood(output.target_log_prob)
+    else:
+        terms["nll"] = output.pose_6d.sum() * 0.0
+    return pl.combine_losses(terms, weights), terms
+
+
+def build_prohmr(
+    config: ModelConfig,
+    *,
+    body_model: BodyModel,
+    mean_betas: np.ndarray,
+    mean_camera: np.ndarray,
+) -> ProHMR:
+    """Build the model from a config (random init unless ``backbone_weights`` is given)."""
+    backbone = ResNet(depth=config.backbone_depth)
+    context = backbone.num_features
+    head = SMPLFlowHead(
+        context_features=context,
+        hidden_features=config.flow_hidden_features,
+        num_layers=config.flow_num_layers,
+        num_blocks_per_layer=config.flow_num_blocks,
+        fc_hidden_features=config.fc_hidden_features,
+        mean_betas=torch.tensor(np.array(mean_betas), dtype=torch.float32),
+        mean_camera=torch.tensor(np.array(mean_camera), dtype=torch.float32),
+        coupling=config.flow_coupling,
+        dropout_probability=config.flow_dropout,
+        use_batch_norm=config.flow_batch_norm,
+    )
+    return ProHMR(
+        backbone=backbone, head=head, body_model=body_model, focal_length=config.focal_length
+    )

@@ -1,0 +1,240 @@
+"""Everything a ProHMR run needs, built from a config: world, data, body model, model, logging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+import pose_data as pdata
+import pose_losses as pl
+from pose_body import BodyModel, load_mean_params
+
+from .config import ProHMRConfig
+from .data import DatasetEntry, load_registry
+from .evaluation import evaluate_regression, mean_pose_keypoints
+from .model import ProHMR, build_prohmr
+from .prohmr_training import TrainResult, train_prohmr
+from .runtime import DistributedContext
+from .synthetic import build_body_model, generate_synthetic_world
+from .visualize import save_prediction_grid
+
+__all__ = ["ProHMRSession", "load_body_model"]
+
+
+def load_body_model(config: ProHMRConfig) -> BodyModel:
+    """The configured body model ('procedural' or SMPL files)."""
+    if config.body.model_path == "procedural":
+        return build_body_model()
+    return BodyModel.from_files(
+        config.body.model_path,
+        extra_regressor_path=config.body.extra_regressor_path,
+        h36m_regressor_path=config.body.h36m_regressor_path or None,
+    )
+
+
+class ProHMRSession:
+    """Builds the run's parts on construction; ``train`` and ``evaluate_and_report`` use them."""
+
+    def __init__(self, config: ProHMRConfig, *, ctx: DistributedContext) -> None:
+        self.config = config
+        self.ctx = ctx
+        synthetic_dir = ""
+        self.world = None
+        if config.synthetic is not None:
+            synthetic_dir = config.synthetic.output_dir
+            if ctx.is_main:
+                self.world = generate_synthetic_world(config.synthetic)
+            if ctx.distributed:
+                torch.distributed.barrier()
+            if not ctx.is_main:
+                self.world = generate_synthetic_world(config.synthetic)
+        self.synthetic_dir = synthetic_dir
+        self.registry = load_registry(
+            config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
+        )
+        self.body_model = load_body_model(config)
+        mean_path = config.body.mean_params_path.format(synthetic_dir=synthetic_dir)
+        self.mean_params = load_mean_params(mean_path)
+        self.model: ProHMR = build_prohmr(
+            config.model,
+            body_model=self.body_model,
+            mean_betas=self.mean_params.betas,
+            mean_camera=self.mean_params.camera,
+        )
+        self.discriminator = pl.PoseDiscriminator() if config.model.discriminator else None
+        self.train_data = pdata.MixedDataset(
+            [self._image_dataset(self._entry(name), train=True) for name in config.data.train],
+            list(config.data.train.values()),
+            seed=config.train.seed,
+        )
+        self.mocap = None
+        if config.data.mocap and self.discriminator is not None:
+            self.mocap = pdata.MocapDataset(self._entry(config.data.mocap).file)
+        self.val_data = pdata.MixedDataset(
+            [self._image_dataset(self._entry(name), train=False) for name in config.data.val],
+            list(config.data.val.values()),
+            seed=config.train.seed + 1,
+        )
+        self.writer = None
+        if ctx.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(config.output_dir) / "tensorboard"))
+
+    def _entry(self, name: str) -> DatasetEntry:
+        if name not in self.registry:
+            raise KeyError(
+                f"dataset '{name}' is not in the registry {self.config.data.registry}; "
+                f"known: {', '.join(sorted(self.registry))}"
+            )
+        return self.registry[name]
+
+    def _image_dataset(self, entry: DatasetEntry, *, train: bool) -> pdata.ImageDataset:
+        if entry.type != "image":
+            raise ValueError(f"dataset '{entry.name}' has type {entry.type!r}; expected 'image'")
+        return pdata.ImageDataset(
+            entry.file,
+            image_dir=entry.image_dir,
+            train=train and self.config.data.augment,
+            image_size=self.config.data.image_size,
+            keypoint_list=entry.keypoint_list,
+            use_hips=entry.use_hips,
+            seed=self.config.train.seed,
+        )
+
+    def describe(self) -> str:
+        model = self.model
+        counts = {
+            "backbone": sum(p.numel() for p in model.backbone.parameters()),
+            "pose head": sum(p.numel() for p in model.flow.parameters()),
+        }
+        lines = [
+            f"output: {self.config.output_dir} | device: {self.ctx.device} | "
+            f"world size: {self.ctx.world_size}",
+            f"train: {dict(self.config.data.train)} ({len(self.train_data)} items), "
+            f"val: {dict(self.config.data.val)}",
+            "parameters: " + ", ".join(f"{k} {v / 1e6:.2f} M" for k, v in counts.items()),
+        ]
+        if self.world is not None:
+            info = self.world.info
+            lines.append(
+                f"synthetic world: {self.world.root} ({info.get('train_images')} train / "
+                f"{info.get('val_images')} val images, poses from {info.get('pose_source')})"
+            )
+        return "\n".join(lines)
+
+    def val_batch(self) -> dict[str, Any]:
+        """The same validation batch every time (first ``batch_size`` stream positions)."""
+        size = min(self.config.train.batch_size, 64)
+        return default_collate([self.val_data[i] for i in range(size)])
+
+    def log_images(self, model: ProHMR, step: int) -> None:
+        path = Path(self.config.output_dir) / "images" / f"step_{step:07d}.png"
+        batch = default_collate([self.val_data[i] for i in range(4)])
+        grid = save_prediction_grid(model, batch, path, num_samples=8)
+        if self.writer is not None:
+            self.writer.add_image("val/predictions", grid, step, dataformats="HWC")
+
+    def train(
+        self, *, resume: bool, progress: bool = True, stop_after_step: int | None = None
+    ) -> TrainResult:
+        return train_prohmr(
+            self.config,
+            model=self.model,
+            discriminator=self.discriminator,
+            train_data=self.train_data,
+            mocap_data=self.mocap,
+            val_batch_fn=self.val_batch,
+            ctx=self.ctx,
+            resume=resume,
+            log_image_fn=self.log_images,
+            writer=self.writer,
+            progress=progress,
+            stop_after_step=stop_after_step,
+        )
+
+    def evaluate_and_report(self, *, quick: bool = False) -> dict[str, Any]:
+        """Held-out evaluation: mode, best-of-n and the mean-pose baseline, plus a figure."""
+        config = self.config
+        device = self.ctx.device
+        self.model.to(device).eval()
+        results: dict[str, Any] = {}
+        best_of = (4,) if quick else (4, 16)
+        num_samples = max(best_of)
+        train_sets = [self._entry(name) for name in config.data.train]
+        poses = np.concatenate([np.load(e.file)["body_pose"][:, 3:] for e in train_sets])
+        betas = np.concatenate([np.load(e.file)["betas"] for e in train_sets]).mean(axis=0)
+        mean_keypoints = mean_pose_keypoints(self.body_model, poses, betas).to(device)
+        generator = torch.Generator(device=device).manual_seed(1234)
+        lines = ["| dataset | metric | value (mm) |", "|---|---|---|"]
+        for name in config.data.val:
+            entry = self._entry(name)
+            dataset = self._image_dataset(entry, train=False)
+            evaluation = evaluate_regression(
+                self.model,
+                dataset,
+                keypoint_list=entry.keypoint_list or tuple(range(44)),
+                num_samples=num_samples,
+                best_of=best_of,
+                device=device,
+                generator=generator,
+                extra_predictions={
+                    "mean_pose": lambda batch: mean_keypoints.expand(len(batch["img"]), 1, 44, 3),
+                },
+            )
+            results[name] = evaluation.summary
+            for metric, value in evaluation.summary.items():
+                lines.append(f"| {name} | {metric} | {value:.1f} |")
+        figure = Path(config.output_dir) / "predictions.png"
+        first_val = self.val_data
+        batch = default_collate([first_val[i] for i in range(4)])
+        save_prediction_grid(self.model, batch, figure, num_samples=8)
+        markdown = "\n".join(lines)
+        (Path(config.output_dir) / "report.md").write_text(markdown + "\n")
+        return {"results": results, "figure": str(figure), "markdown": markdown}
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def load_prohmr_checkpoint(
+    path: str | Path, *, device: torch.device, overrides: list[str] | None = None
+) -> tuple[ProHMR, ProHMRConfig]:
+    """Rebuild the model of a training (or imported official) checkpoint.
+
+    The checkpoint's stored config gives the model sizes and the body model; ``overrides``
+    (``key=value``) change it, e.g. ``body.model_path=/data/smpl/SMPL_NEUTRAL.pkl`` for an
+    imported official checkpoint evaluated with the real SMPL.
+    """
+    from .config import _build, apply_overrides
+    from .runtime import load_checkpoint
+
+    state = load_checkpoint(path)
+    missing = [key for key in ("model", "config") if key not in state]
+    if missing:
+        raise ValueError(
+            f"{path}: not a checkpoint of this project (missing {missing}); import official "
+            "ProHMR checkpoints with tools/import_official_checkpoint.py first"
+        )
+    config = _build(ProHMRConfig, state["config"], "", str(path))
+    config = apply_overrides(config, overrides or [])
+    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
+    if config.synthetic is not None and config.body.model_path == "procedural":
+        generate_synthetic_world(config.synthetic)
+    body_model = load_body_model(config)
+    mean_params = load_mean_params(config.body.mean_params_path.format(synthetic_dir=synthetic_dir))
+    model = build_prohmr(
+        config.model,
+        body_model=body_model,
+        mean_betas=mean_params.betas,
+        mean_camera=mean_params.camera,
+    )
+    model.load_state_dict(state["model"])
+    if not bool(model.initialized):
+        raise ValueError(f"{path}: the model's `initialized` flag is False (untrained flow)")
+    return model.to(device).eval(), config

@@ -1,0 +1,110 @@
+"""Train the probabilistic 2D-to-3D lifting model (ProSkeleton, facts §10).
+
+    python tools/train_lifting.py                 # CMU lifting set from ../shared/data, CPU-sized
+    python tools/train_lifting.py --train h36m_train.npz --val h36m_val_p2.npz \\
+        --stats h36m_train_mean_stats.npz --set total_steps=300000   # the published setting
+
+Defaults of the model and optimiser are the published ones (FC-ResNet 1024 with 2 blocks, flow
+D 48 / 4 layers / hidden 1024, AdamW lr 1e-4, wd 1e-4, batch 64, 300K steps, fp32). With no
+``--train``, the CMU clips in ``../shared/data/cmu_mocap`` are projected through random virtual
+cameras (pose-data's ``make_cmu_lifting_dataset``; train and test split by clip) and a CPU-sized
+run is made. ``--resume`` continues ``output_dir``'s checkpoint exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from pipeline.config import LiftingConfig, apply_overrides
+from pipeline.lifting import build_lifting_model, train_lifting
+from pipeline.runtime import init_distributed, seed_everything
+from pipeline.synthetic import shared_data_dir
+
+from pose_data.lifting import LiftingDataset, LiftingDatasetFiles
+
+CPU_DEFAULT = [
+    "output_dir=outputs/lifting",
+    "hidden_features=256",
+    "flow_hidden_features=256",
+    "batch_size=64",
+    "total_steps=3000",
+    "checkpoint_steps=500",
+]
+
+
+def make_cmu_lifting_set(out: Path, seed: int = 0) -> LiftingDatasetFiles:
+    """The CMU lifting set (train on some clips, test on others) under ``out``."""
+    from pose_data.asf_amc import read_amc, read_asf
+    from pose_data.bvh import read_bvh
+    from pose_data.lifting import make_cmu_lifting_dataset
+    from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
+
+    folder = shared_data_dir() / "cmu_mocap"
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"CMU clips not found in {folder}; set POSE_SHARED_DATA or pass --train/--val/--stats"
+        )
+    clips = {}
+    for amc in sorted((folder / "asf_amc").glob("*.amc")):
+        asf = amc.with_name(amc.stem.rstrip("0123456789") + ".asf")
+        clips[amc.stem] = read_amc(amc, read_asf(asf), step=4)
+    for bvh in sorted((folder / "bvh").glob("*.bvh")):
+        clips[bvh.stem] = read_bvh(bvh, unit_scale=CMU_UNIT_TO_METRES, step=4)
+    generator = torch.Generator().manual_seed(seed)
+    return make_cmu_lifting_dataset(
+        clips, out, test_clips=["131_02", "backflip"], num_cameras=4, generator=generator
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=Path, default=None, help="lifting/image npz (train)")
+    parser.add_argument("--val", type=Path, default=None, help="lifting/image npz (test)")
+    parser.add_argument("--stats", type=Path, default=None, help="training statistics npz")
+    parser.add_argument("--set", nargs="*", default=[], help="LiftingConfig overrides key=value")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--published", action="store_true", help="published sizes and steps")
+    args = parser.parse_args(argv)
+    ctx = init_distributed(args.device)
+    overrides = ([] if args.published else CPU_DEFAULT) + list(args.set)
+    config = apply_overrides(LiftingConfig(), overrides)
+    seed_everything(config.seed)
+    out = Path(config.output_dir)
+    if args.train is None:
+        files = make_cmu_lifting_set(out / "data", seed=config.seed)
+        train, val, stats = files.train, files.test, files.stats
+        print(
+            f"CMU lifting set: {files.num_train} train / {files.num_test} test rows; "
+            f"test clips {files.test_sequences}"
+        )
+    else:
+        train, val, stats = args.train, args.val, args.stats
+    config = apply_overrides(
+        config, [f"train_file={train}", f"val_file={val}", f"stats_file={stats}"]
+    )
+    dataset = LiftingDataset(train, stats_path=stats)
+    model = build_lifting_model(config)
+    started = time.perf_counter()
+    result = train_lifting(
+        config, model=model, train_data=dataset, ctx=ctx, resume=args.resume,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    summary = {
+        "steps": [result.start_step, result.end_step],
+        "seconds": time.perf_counter() - started,
+        "final_loss": result.losses[-1] if result.losses else None,
+        "checkpoint": str(out / "checkpoints" / "last.pt"),
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
