@@ -136,3 +136,27 @@ def test_two_process_ddp_ranks_hold_identical_weights(world: Path, tmp_path: Pat
     first0 = losses_by_step(out, 0)[1]["loss"]
     first1 = losses_by_step(out, 1)[1]["loss"]
     assert first0 != first1
+
+
+def test_non_finite_loss_stops_training_with_step_and_batch(world: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from pipeline.config import ProHMRConfig, load_config
+    from pipeline.runtime import DistributedContext, NonFiniteLossError
+    from pipeline.session import ProHMRSession
+
+    config: ProHMRConfig = load_config(
+        ProHMRConfig, CONFIG, tiny_overrides(world, tmp_path / "nan", 4)
+    )
+    session = ProHMRSession(config, ctx=DistributedContext(0, 1, 0, torch.device("cpu")))
+    decode = session.model.decode
+
+    def poisoned(*args, **kwargs):
+        output = decode(*args, **kwargs)
+        return replace(output, keypoints_2d=output.keypoints_2d * float("nan"))
+
+    session.model.decode = poisoned  # type: ignore[method-assign]
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at step 0: .*keypoints_2d.*jpg"):
+        session.train(resume=False, progress=False)
+    session.close()
+    assert not (tmp_path / "nan" / "checkpoints" / "last.pt").exists()
