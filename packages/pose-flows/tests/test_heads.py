@@ -3,9 +3,6 @@ flow calls, fp32 under autocast, FC head initialisation and mean parameters."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -15,7 +12,6 @@ from pose_flows import (
     SkeletonFlowHead,
     SMPLFlowHead,
     load_original_state_dict,
-    load_smpl_mean_params,
 )
 from pose_flows.testing import (
     original_flow_state_dict_shapes,
@@ -25,12 +21,6 @@ from pose_flows.testing import (
 from pose_geometry import rot6d_to_rotmat
 from pose_geometry.testing import assert_close
 
-SHARED_DATA = Path(
-    os.environ.get(
-        "POSE_SHARED_DATA", Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-    )
-)
-MEAN_PARAMS = SHARED_DATA / "smpl_mean_params" / "smpl_mean_params.npz"
 C, H = 12, 8
 
 
@@ -265,28 +255,3 @@ def test_skeleton_head_training_mode_two_calls():
     head(torch.randn(4, C), 2)
     tracked = [k for k in state if k.endswith("num_batches_tracked")]
     assert all(int(head.state_dict()[k]) == int(state[k]) + 2 for k in tracked)
-
-
-# --- mean parameters -----------------------------------------------------------------------
-
-
-@pytest.mark.skipif(not MEAN_PARAMS.is_file(), reason=f"shared data not found at {MEAN_PARAMS}")
-def test_reads_the_real_mean_parameter_file():
-    params = load_smpl_mean_params(MEAN_PARAMS)
-    assert params.betas.shape == (10,) and params.betas.dtype == np.float32
-    np.testing.assert_allclose(params.camera, [0.9, 0.0, 0.0])
-    head = SMPLFlowHead(
-        context_features=C, hidden_features=H, mean_betas=params.betas, mean_camera=params.camera
-    )
-    assert_close(head.fc_head.init_betas.view(10), torch.from_numpy(params.betas))
-
-
-def test_mean_parameter_file_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="SMPL mean-parameter file not found"):
-        load_smpl_mean_params(tmp_path / "missing.npz")
-    np.savez(tmp_path / "no_cam.npz", shape=np.zeros(10))
-    with pytest.raises(ValueError, match="has no key 'cam'"):
-        load_smpl_mean_params(tmp_path / "no_cam.npz")
-    np.savez(tmp_path / "short.npz", shape=np.zeros(9), cam=np.zeros(3))
-    with pytest.raises(ValueError, match="'shape' must have 10 values, got 9"):
-        load_smpl_mean_params(tmp_path / "short.npz")

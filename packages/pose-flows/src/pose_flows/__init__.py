@@ -19,8 +19,6 @@ from pose_flows.heads import (
     SkeletonFlowHead,
     SkeletonHeadOutput,
     SMPLFlowHead,
-    SMPLMeanParams,
-    load_smpl_mean_params,
     sample_with_mode,
 )
 from pose_flows.layers import ActNorm, LULinear, ResidualBlock, ResidualConditioner, SharedContext
@@ -49,13 +47,11 @@ __all__ = [
     "ResidualBlock",
     "ResidualConditioner",
     "SMPLFlowHead",
-    "SMPLMeanParams",
     "SharedContext",
     "SkeletonFlowHead",
     "SkeletonHeadOutput",
     "__version__",
     "load_original_state_dict",
-    "load_smpl_mean_params",
     "sample_with_mode",
     "strip_dummy_buffers",
 ]

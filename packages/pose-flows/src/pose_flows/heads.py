@@ -9,9 +9,7 @@ and updates the same per-call batch statistics as the original; in eval mode one
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,54 +22,14 @@ __all__ = [
     "FCHead",
     "PoseHeadOutput",
     "SMPLFlowHead",
-    "SMPLMeanParams",
     "SkeletonFlowHead",
     "SkeletonHeadOutput",
-    "load_smpl_mean_params",
     "sample_with_mode",
 ]
 
 NUM_SMPL_JOINTS = 24  # global orientation + 23 body joints
 NUM_BETAS = 10
 NUM_CAMERA = 3
-
-
-@dataclass(frozen=True)
-class SMPLMeanParams:
-    """Mean SMPL parameters used to initialise the FC head (facts §2.4).
-
-    Attributes:
-        betas: (10,) mean shape coefficients (file key 'shape').
-        camera: (3,) mean weak-perspective camera (s, tx, ty) (file key 'cam').
-    """
-
-    betas: np.ndarray
-    camera: np.ndarray
-
-
-def load_smpl_mean_params(path: str | os.PathLike[str]) -> SMPLMeanParams:
-    """Read `smpl_mean_params.npz` (SPIN's file, as ProHMR's config names it).
-
-    Only the keys 'shape' (10) and 'cam' (3) are used; 'pose', if present, is ignored, as in
-    ProHMR.
-
-    Raises:
-        FileNotFoundError: if `path` does not exist.
-        ValueError: if a key is missing or has the wrong size.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SMPL mean-parameter file not found: {path}")
-    with np.load(path) as data:
-        arrays = {}
-        for key, size in (("shape", NUM_BETAS), ("cam", NUM_CAMERA)):
-            if key not in data:
-                raise ValueError(f"{path} has no key {key!r}; found keys {sorted(data.files)}")
-            value = np.asarray(data[key], dtype=np.float32).reshape(-1)
-            if value.size != size:
-                raise ValueError(f"{path}: {key!r} must have {size} values, got {value.size}")
-            arrays[key] = value
-    return SMPLMeanParams(betas=arrays["shape"], camera=arrays["cam"])
 
 
 def _mean_buffer(name: str, value: Tensor | np.ndarray | None, size: int) -> Tensor:
@@ -95,7 +53,8 @@ class FCHead(nn.Module):
         hidden_features: F (1024 in ProHMR).
         mean_betas: (10,) `init_betas`; None gives zeros.
         mean_camera: (3,) `init_cam` (s, tx, ty); None gives zeros. ProHMR loads both from
-            `smpl_mean_params.npz` (`load_smpl_mean_params`; its camera is (0.9, 0, 0)).
+            `smpl_mean_params.npz` (read it with `pose_body.load_mean_params`; its camera
+            is (0.9, 0, 0)).
     """
 
     def __init__(
