@@ -90,6 +90,14 @@ def _mocap_loader(
     return iter(DataLoader(_Indexed(), batch_sampler=sampler, num_workers=0))
 
 
+def _quiet_worker(worker_id: int) -> None:
+    """Data workers decode and warp with one OpenCV thread each (torch already uses one), so
+    workers and the training step do not oversubscribe the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 def _unwrap(module: torch.nn.Module) -> Any:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
@@ -196,6 +204,7 @@ def train_prohmr(
         num_workers=config.data.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
+        worker_init_fn=_quiet_worker,
     )
     batches = iter(loader)
     mocap = _mocap_loader(
