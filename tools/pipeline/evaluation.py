@@ -127,21 +127,26 @@ def evaluate_regression(
     return RegressionEvaluation(accumulator, summary)
 
 
-def mean_pose_keypoints(
-    body_model: Any, body_poses_axis_angle: np.ndarray, betas: np.ndarray
-) -> torch.Tensor:
-    """(44, 3) keypoints of the chordal mean of training poses (per-joint SVD projection of the
-    mean rotation matrix) with mean betas and identity global orientation."""
-    rotmats = pg.axis_angle_to_rotmat(torch.from_numpy(body_poses_axis_angle).reshape(-1, 23, 3))
+def _chordal_mean(rotmats: torch.Tensor) -> torch.Tensor:
+    """(M, J, 3, 3) -> (J, 3, 3): the rotation nearest to the mean matrix (SVD projection)."""
     mean = rotmats.double().mean(dim=0)
     u, _, vt = torch.linalg.svd(mean)
-    det = torch.det(u @ vt)
-    fix = torch.ones(23, 3, dtype=mean.dtype)
-    fix[:, 2] = det
-    projected = (u * fix[:, None, :]) @ vt
+    fix = torch.ones(mean.shape[:-1], dtype=mean.dtype)
+    fix[..., 2] = torch.det(u @ vt)
+    return ((u * fix[..., None, :]) @ vt).float()
+
+
+def mean_pose_keypoints(
+    body_model: Any, poses_axis_angle: np.ndarray, betas: np.ndarray
+) -> torch.Tensor:
+    """(44, 3) keypoints of the mean training pose: the chordal mean of every joint's rotation
+    (global orientation included, so the baseline faces the way the training bodies do on
+    average) with mean betas. Its PA-MPJPE is the "mean pose" baseline."""
+    rotmats = pg.axis_angle_to_rotmat(torch.from_numpy(poses_axis_angle).reshape(-1, 24, 3))
+    mean = _chordal_mean(rotmats)
     output = body_model.keypoints_only(
-        global_orient=torch.eye(3)[None, None],
-        body_pose=projected.float()[None],
+        global_orient=mean[None, :1],
+        body_pose=mean[None, 1:],
         betas=torch.from_numpy(np.asarray(betas, np.float32)).reshape(1, -1),
     )
     return output.keypoints[0]

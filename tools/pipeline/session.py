@@ -166,7 +166,7 @@ class ProHMRSession:
         best_of = (4,) if quick else (4, 16)
         num_samples = max(best_of)
         train_sets = [self._entry(name) for name in config.data.train]
-        poses = np.concatenate([np.load(e.file)["body_pose"][:, 3:] for e in train_sets])
+        poses = np.concatenate([np.load(e.file)["body_pose"] for e in train_sets])
         betas = np.concatenate([np.load(e.file)["betas"] for e in train_sets]).mean(axis=0)
         mean_keypoints = mean_pose_keypoints(self.body_model, poses, betas).to(device)
         generator = torch.Generator(device=device).manual_seed(1234)
