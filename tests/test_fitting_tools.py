@@ -1,0 +1,269 @@
+"""The fitting tools end to end on a tiny trained checkpoint: eval_fitting, eval_multiview, demo,
+visualize_latent, bench_fitting, and the glue in tools/pipeline/fitting.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / "tools"
+SHARED = Path(os.environ.get("POSE_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
+SPIN_EXAMPLE = SHARED / "openpose" / "spin_example"
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py as a module (tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny problems: one CPU thread is as fast and does not suffer from a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ProHMR checkpoint trained for 3 steps on a tiny synthetic world (about 10 s)."""
+    world = tmp_path_factory.mktemp("world")
+    out = tmp_path_factory.mktemp("run")
+    overrides = [
+        f"output_dir={out}",
+        f"synthetic.output_dir={world}",
+        "synthetic.num_train=24",
+        "synthetic.num_val=8",
+        "synthetic.image_size=64",
+        "data.image_size=32",
+        "data.num_workers=0",
+        "model.backbone_depth=18",
+        "model.flow_hidden_features=32",
+        "model.fc_hidden_features=32",
+        "model.flow_num_layers=2",
+        "train.total_steps=3",
+        "train.batch_size=4",
+        "train.num_val_samples=4",
+        "train.val_steps=1000",
+        "train.image_log_steps=1000",
+        "train.log_steps=1",
+        "train.checkpoint_steps=3",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "train_prohmr.py"),
+            "--config",
+            str(TOOLS / "configs" / "synthetic_cpu.yaml"),
+            "--no-progress",
+            "--no-eval",
+            "--set",
+            *overrides,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path = out / "checkpoints" / "last.pt"
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(checkpoint: Path):
+    from pipeline.fitting import freeze
+    from pipeline.session import load_prohmr_checkpoint
+
+    model, config = load_prohmr_checkpoint(checkpoint, device=torch.device("cpu"))
+    return freeze(model), config
+
+
+def test_decoder_and_body_paths_match_the_model(loaded) -> None:
+    from pipeline.fitting import body_keypoints, flow_decoder
+
+    model, _ = loaded
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(3, model.backbone.num_features, generator=generator)
+    z = torch.randn(3, 144, generator=generator)
+    with torch.no_grad():
+        reference = model.decode(features, num_samples=1, z=z[:, None])
+    decoder = flow_decoder(model, features)
+    z_var = z.clone().requires_grad_(True)
+    orient, pose = decoder(z_var)
+    torch.testing.assert_close(orient, reference.global_orient[:, 0])
+    torch.testing.assert_close(pose, reference.body_pose[:, 0])
+    betas = reference.betas[:, 0]
+    fast = body_keypoints(model.body_model, path="fast")(orient, pose, betas)
+    full = body_keypoints(model.body_model, path="full")(orient, pose, betas)
+    torch.testing.assert_close(fast, reference.keypoints_3d[:, 0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=0)
+    fast.square().sum().backward()
+    assert z_var.grad is not None and bool(z_var.grad.abs().sum() > 0)
+    assert all(not p.requires_grad for p in model.parameters())  # frozen: no weight gradients
+    with pytest.raises(ValueError, match="rows"):
+        decoder(torch.zeros(2, 144))
+
+
+def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
+    from pipeline.fitting import fit_pose_gmm, load_pose_prior
+
+    rng = np.random.default_rng(0)
+    means = np.array([[2.0, 0.0, 0.0], [-2.0, 1.0, 0.0]])
+    samples = np.concatenate(
+        [rng.normal(means[0], 0.1, size=(600, 3)), rng.normal(means[1], 0.2, size=(200, 3))]
+    )
+    gmm = fit_pose_gmm(samples, num_components=2, seed=1, regularization=1e-6)
+    order = np.argsort(-gmm["means"][:, 0])
+    np.testing.assert_allclose(gmm["means"][order], means, atol=0.05)
+    np.testing.assert_allclose(gmm["weights"][order], [0.75, 0.25], atol=0.02)
+    np.testing.assert_allclose(np.diagonal(gmm["covars"][order[1]]), [0.04] * 3, rtol=0.25)
+    # the file paths: a gmm_08.pkl-style pickle (restricted unpickler) and an npz
+    pickled = tmp_path / "gmm.pkl"
+    pickled.write_bytes(pickle.dumps({k: np.asarray(v) for k, v in gmm.items()}))
+    prior, source = load_pose_prior(pickled)
+    assert prior.num_components == 2 and str(pickled) in source
+    energy = prior(torch.tensor(means))
+    assert energy[0] < prior(torch.tensor([[0.0, 5.0, 5.0]]))[0]
+    np.savez(tmp_path / "gmm.npz", **gmm)
+    assert load_pose_prior(tmp_path / "gmm.npz")[0].num_components == 2
+    with pytest.raises(FileNotFoundError, match="gmm_08"):
+        load_pose_prior(tmp_path / "missing.pkl")
+    with pytest.raises(ValueError, match="no GMM file"):
+        load_pose_prior(None)
+
+
+def test_eval_fitting_reduces_the_reprojection_error(checkpoint: Path, tmp_path: Path) -> None:
+    tool = load_tool("eval_fitting")
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--limit", "4", "--batch-size", "2",
+            "--max-iters", "3", "--smplify-iters", "5", "--out", str(tmp_path),
+            "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "fitting_summary.json").read_text())
+    summary = report["summary"]
+    for method in ("mode", "prohmr_fit", "smplify"):
+        for metric in ("pa_mpjpe", "mpjpe", "reproj_px"):
+            assert np.isfinite(summary[f"{method}_{metric}"]), (method, metric)
+        assert len(report["per_image"][f"{method}_pa_mpjpe"]) == 4
+    assert summary["prohmr_fit_reproj_px"] < summary["mode_reproj_px"]
+    assert "EM fit" in report["smplify_prior"]
+    assert "| ProHMR fitting |" in (tmp_path / "fitting_summary.md").read_text()
+
+
+def test_eval_multiview_pulls_the_views_together(checkpoint: Path, tmp_path: Path) -> None:
+    tool = load_tool("eval_multiview")
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--limit", "2", "--frames-per-batch", "2",
+            "--max-iters", "3", "--reprojection", "--out", str(tmp_path), "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((tmp_path / "multiview_summary.json").read_text())
+    summary = report["summary"]
+    assert report["images"] == 8  # 2 frames of 4 views
+    assert summary["refined_view_spread"] < summary["mode_view_spread"]
+    for name in ("mode", "refined", "refined_2d"):
+        assert np.isfinite(summary[f"{name}_pa_mpjpe"]) and np.isfinite(summary[f"{name}_mpjpe"])
+
+
+@pytest.mark.skipif(not SPIN_EXAMPLE.is_dir(), reason=f"shared data not found at {SPIN_EXAMPLE}")
+def test_demo_on_the_spin_openpose_example(checkpoint: Path, tmp_path: Path) -> None:
+    tool = load_tool("demo")
+    size = 96
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--image", str(SPIN_EXAMPLE / "im1010.jpg"),
+            "--openpose", str(SPIN_EXAMPLE / "im1010_openpose.json"), "--out", str(tmp_path),
+            "--num-samples", "3", "--max-iters", "3", "--display-size", str(size),
+            "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    for suffix, shape in (
+        ("regression", (size, 4 * size, 3)),
+        ("fit", (size, 4 * size, 3)),
+        ("summary", (2 * size, 4 * size, 3)),
+        ("fullframe", (192, 153, 3)),
+    ):
+        image = cv2.imread(str(tmp_path / f"im1010_p0_{suffix}.png"))
+        assert image is not None and image.shape == shape, suffix
+    record = json.loads((tmp_path / "demo_summary.json").read_text())[0]
+    assert record["keypoint_error_crop224_px_after"] < record["keypoint_error_crop224_px_before"]
+
+
+def test_demo_with_a_box_regresses_without_fitting(loaded, checkpoint: Path, tmp_path) -> None:
+    _, config = loaded
+    image = Path(config.synthetic.output_dir) / "images" / "val" / "000000_0.jpg"
+    tool = load_tool("demo")
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--image", str(image), "--box", "8", "4", "40", "56",
+            "--out", str(tmp_path), "--num-samples", "2", "--display-size", "64",
+            "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert cv2.imread(str(tmp_path / "000000_0_p0_regression.png")).shape == (64, 256, 3)
+    assert not (tmp_path / "000000_0_p0_fit.png").exists()
+    record = json.loads((tmp_path / "demo_summary.json").read_text())[0]
+    assert record["fit"].startswith("no keypoints")
+    assert record["box_size"] == pytest.approx(1.2 * 56)
+
+
+def test_visualize_latent_grid(checkpoint: Path, tmp_path: Path) -> None:
+    tool = load_tool("visualize_latent")
+    z, directions = tool.latent_grid(144, grid=3, radius=2.0, generator=torch.Generator())
+    torch.testing.assert_close(directions @ directions.T, torch.eye(2), atol=1e-5, rtol=0)
+    assert z.shape == (3, 3, 144) and float(z[1, 1].abs().max()) == 0.0  # the mode at the centre
+    torch.testing.assert_close(z[0, 2] - z[0, 0], 4.0 * directions[0], atol=1e-5, rtol=0)
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--grid", "3", "--cell", "48",
+            "--views", "side", "front", "--out", str(tmp_path), "--device", "cpu",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    for view in ("side", "front"):
+        picture = cv2.imread(str(tmp_path / f"latent_{view}.png"))
+        assert picture.shape == (28 + 3 * 48, 3 * 48, 3)
+        cells = picture[28:].reshape(3, 48, 3, 48, 3)
+        assert all((cells[r, :, c] < 200).any() for r in range(3) for c in range(3))  # a body
+
+
+def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) -> None:
+    tool = load_tool("bench_fitting")
+    out = tmp_path / "bench.json"
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--batch-sizes", "2", "--iterations", "1",
+            "--threads", "1", "--component-repeats", "2", "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert {row["body_path"] for row in report["fits"]} == {"fast", "full"}
+    assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
+    assert len(report["evaluation_ms"]) == 3

@@ -1,0 +1,245 @@
+"""Benchmark ProHMR keypoint fitting: joints-only body path vs the full body model (ARCH §8.3).
+
+    python tools/bench_fitting.py --checkpoint outputs/default/checkpoints/last.pt
+    python tools/bench_fitting.py --checkpoint ckpt.pt --batch-sizes 1 32 --iterations 30 \\
+        --threads 2
+
+Fits B held-out images (the registry's ``--dataset``, cycled when it has fewer than B) with the
+decoder of the checkpoint's flow, 30 outer L-BFGS iterations (early stopping off, so both runs
+do the same outer iterations; each iteration runs up to 20 inner iterations with a strong-Wolfe
+line search), once with the body model's joints-only path (`BodyModel.keypoints_only`, what
+the fitting tools use) and once with the full forward (all vertices, then the keypoint
+regressors, as the original evaluates SMPL at every step), in the same process. Printed: time
+per image, objective evaluations, time per evaluation and the full/fast ratios, plus the cost of
+one evaluation (forward + backward) split into decoder and body model. Timings are wall-clock on
+the CPU threads given by ``--threads`` (or the device chosen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from pipeline.data import load_registry, to_device
+from pipeline.fitting import body_keypoints, flow_decoder, freeze, regress
+from pipeline.runtime import pick_device
+from pipeline.session import load_prohmr_checkpoint
+
+import pose_data as pdata
+import pose_geometry as pg
+from pose_fitting import KeypointFittingOptions, StoppingRules, fit_keypoints
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--dataset", default="SYNTH-VAL", help="registry name")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--iterations", type=int, default=30, help="outer L-BFGS iterations")
+    parser.add_argument("--repeats", type=int, default=1, help="timed runs (the fastest counts)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--component-repeats", type=int, default=20, help="timed calls per component cost"
+    )
+    parser.add_argument("--focal-px", type=float, default=5000.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
+    freeze(model)
+    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
+    registry = load_registry(
+        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
+    )
+    entry = registry[args.dataset]
+    dataset = pdata.ImageDataset(
+        entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
+    )
+    stopping = StoppingRules(
+        max_iterations=args.iterations,
+        relative_tolerance=None,
+        gradient_tolerance=None,
+        stop_on_increase=False,
+    )
+    options = KeypointFittingOptions(stopping=stopping)
+    paths = ("full", "fast")
+    rows, results = [], []
+    # warm-up (allocator, LU caches, first-call overheads)
+    _fit(model, _batch(dataset, 2, device), "fast", options, args.focal_px, iterations=1)
+    _fit(model, _batch(dataset, 2, device), "full", options, args.focal_px, iterations=1)
+    for size in args.batch_sizes:
+        batch = _batch(dataset, size, device)
+        measured = {}
+        for path in paths:
+            best = None
+            for _ in range(args.repeats):
+                seconds, evaluations = _fit(model, batch, path, options, args.focal_px)
+                if best is None or seconds < best[0]:
+                    best = (seconds, evaluations)
+            measured[path] = best
+        per_eval = {p: measured[p][0] / measured[p][1] for p in paths}
+        for path in paths:
+            seconds, evaluations = measured[path]
+            row = {
+                "batch": size,
+                "body_path": path,
+                "seconds_total": seconds,
+                "seconds_per_image": seconds / size,
+                "evaluations": evaluations,
+                "ms_per_evaluation": 1000 * per_eval[path],
+                "ratio_per_image_vs_full": measured["full"][0] / seconds,
+                "ratio_per_evaluation_vs_full": per_eval["full"] / per_eval[path],
+            }
+            results.append(row)
+            rows.append(
+                f"| {size} | {path} | {seconds / size:.3f} | {evaluations} | "
+                f"{1000 * per_eval[path]:.2f} | {row['ratio_per_image_vs_full']:.2f}x | "
+                f"{row['ratio_per_evaluation_vs_full']:.2f}x |"
+            )
+    components = _component_costs(
+        model, _batch(dataset, max(args.batch_sizes), device), repeats=args.component_repeats
+    )
+    flow_size = (
+        f"flow hidden {config.model.flow_hidden_features}, {config.model.flow_num_layers} layers, "
+        f"context {model.backbone.num_features}"
+    )
+    print(
+        f"ProHMR keypoint fitting, {args.iterations} outer L-BFGS iterations (no early stop), "
+        f"{torch.get_num_threads()} CPU threads, device {device}; {flow_size}; body model "
+        f"{config.body.model_path} ({model.body_model.num_vertices} vertices)"
+    )
+    print(
+        "| batch | body path | s / image | objective evaluations (batched) | ms / evaluation | "
+        "speed-up / image vs full | speed-up / evaluation vs full |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print()
+    print(f"one objective evaluation (forward + backward), batch {max(args.batch_sizes)}:")
+    print("| part | ms |")
+    print("|---|---|")
+    for name, value in components.items():
+        print(f"| {name} | {value:.2f} |")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"fits": results, "evaluation_ms": components}, indent=2, default=float)
+        )
+    return 0
+
+
+def _batch(dataset, size: int, device: torch.device) -> dict:
+    items = [dataset[i % len(dataset)] for i in range(size)]
+    return to_device(torch.utils.data.default_collate(items), device)
+
+
+def _fit(
+    model,
+    batch: dict,
+    path: str,
+    options: KeypointFittingOptions,
+    focal_px: float,
+    *,
+    iterations: int | None = None,
+) -> tuple[float, int]:
+    """One timed fit; returns (seconds, batched objective evaluations).
+
+    The per-item L-BFGS evaluates the objective for the whole batch whenever any item needs a
+    value, so the count is at least the slowest item's own count.
+    """
+    if iterations is not None:
+        options = KeypointFittingOptions(
+            stopping=StoppingRules(max_iterations=iterations, relative_tolerance=None)
+        )
+    output = regress(model, batch["img"])
+    translation = pg.crop_camera_to_full_frame_translation(
+        output.camera[:, 0].float(),
+        box_center_px=batch["box_center"].float(),
+        box_size_px=batch["box_size"].float(),
+        image_size_px=batch["img_size"].float(),
+        focal_length_px=focal_px,
+    )
+    flow = flow_decoder(model, output.features)
+    calls = [0]
+
+    def decoder(z: torch.Tensor):  # counts the batched objective evaluations
+        calls[0] += 1
+        return flow(z)
+
+    body = body_keypoints(model.body_model, path=path)  # type: ignore[arg-type]
+    _synchronize(batch["img"].device)
+    tic = time.perf_counter()
+    fit_keypoints(
+        decoder=decoder,
+        body_model=body,
+        keypoints_2d=batch["orig_keypoints_2d"].float(),
+        init_z=torch.zeros_like(output.z[:, 0]),
+        init_betas=output.betas[:, 0],
+        init_camera_translation=translation,
+        focal_px=focal_px,
+        image_size_px=batch["img_size"].float(),
+        options=options,
+    )
+    _synchronize(batch["img"].device)
+    seconds = time.perf_counter() - tic
+    return seconds, calls[0] - 1  # the last call computes the result's terms
+
+
+def _component_costs(model, batch: dict, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds of one forward + backward of the decoder, and of each body path."""
+    output = regress(model, batch["img"])
+    decoder = flow_decoder(model, output.features)
+    z = torch.zeros_like(output.z[:, 0]).requires_grad_(True)
+    betas = output.betas[:, 0].clone().requires_grad_(True)
+    with torch.no_grad():
+        orient0, pose0 = decoder(z)
+    device = batch["img"].device
+
+    def timed(fn) -> float:
+        fn()
+        _synchronize(device)
+        tic = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        _synchronize(device)
+        return 1000 * (time.perf_counter() - tic) / repeats
+
+    def decode() -> None:
+        orient, pose = decoder(z)
+        (orient.sum() + pose.sum()).backward()
+
+    def body(path: str):
+        call = body_keypoints(model.body_model, path=path)  # type: ignore[arg-type]
+        orient = orient0.clone().requires_grad_(True)
+        pose = pose0.clone().requires_grad_(True)
+
+        def run() -> None:
+            call(orient, pose, betas).sum().backward()
+
+        return run
+
+    return {
+        "decoder (flow, z -> rotations)": timed(decode),
+        "body, joints-only path": timed(body("fast")),
+        "body, full path (vertices)": timed(body("full")),
+    }
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Glue between the ProHMR assembly and pose-fitting: decoders, body callables, priors, metrics.
+
+pose-fitting takes the model pieces as callables (ARCHITECTURE §2, STYLE §5); this module builds
+them from a loaded `ProHMR`:
+
+- `flow_decoder`: ``z (B, 144) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``, the
+  image-conditioned flow pushed through with fixed backbone features (facts §8: the whole model
+  in eval mode, features constants);
+- `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
+  forward with vertices, as the original's SMPL call) giving the 44 keypoints;
+- `fit_pose_gmm` / `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from
+  a real ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
+  poses when that file is absent (the case of the synthetic world);
+- `pose_errors`: MPJPE / PA-MPJPE with the protocol of facts §9.1 (pelvis 39, keypoint list).
+
+Everything here follows the device of the model and features; randomness takes seeds or
+generators explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import pose_geometry as pg
+import pose_metrics as pm
+from pose_body import BodyModel, safe_load_pickle
+from pose_fitting import GaussianMixturePrior
+
+from .model import ProHMR, ProHMROutput
+
+__all__ = [
+    "FIT_COLOUR",
+    "body_keypoints",
+    "fit_pose_gmm",
+    "flow_decoder",
+    "freeze",
+    "load_pose_prior",
+    "mesh_vertices",
+    "pose_errors",
+    "regress",
+    "rotation_spread",
+    "training_body_poses",
+]
+
+#: Colour of fitted meshes in the pictures (light steel blue; the mode is pink, samples others).
+FIT_COLOUR = (0.55, 0.7, 0.95)
+
+Decoder = Callable[[Tensor], tuple[Tensor, Tensor]]
+BodyCallable = Callable[[Tensor, Tensor, Tensor], Tensor]
+
+
+def freeze(model: ProHMR) -> ProHMR:
+    """Eval mode and ``requires_grad=False`` on every parameter (fitting never trains the net).
+
+    With frozen parameters the backward pass of a fit stops at the latents, and the flow's LU
+    layers use their cached inverses (they compute live while their parameters need gradients).
+    Returns the same model.
+    """
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+@torch.no_grad()
+def regress(
+    model: ProHMR,
+    images: Tensor,
+    *,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+) -> ProHMROutput:
+    """Regression of a batch: (B, 3, S, S) crops -> ProHMROutput with N samples, mode first."""
+    features = model.features(images).float()
+    return model.decode(features, num_samples=num_samples, generator=generator)
+
+
+def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
+    """The image-conditioned flow as pose-fitting's decoder.
+
+    Args:
+        model: a ProHMR in eval mode (see `freeze`); item-separable only then.
+        features: (B, C) backbone features of the B images (constants of the fit).
+
+    Returns:
+        ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
+        ``decoder(zeros)`` is the regression's mode.
+    """
+    if model.training:
+        raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
+    context = features.detach().float()
+    glow = model.flow.flow
+
+    def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
+        if z.shape[0] != context.shape[0]:
+            raise ValueError(
+                f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
+            )
+        # The pose head without its FC head (betas and camera are not needed): the flow's
+        # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
+        pose_6d = glow.sample(context, z=z.to(context.dtype)[:, None]).x[:, 0]
+        rotmats = pg.rot6d_to_rotmat(pose_6d.reshape(-1, 24, 6))
+        return rotmats[:, :1], rotmats[:, 1:]
+
+    return decoder
+
+
+def body_keypoints(
+    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast"
+) -> BodyCallable:
+    """``(global_orient, body_pose, betas) -> (B, 44, 3)`` keypoints in metres (body frame).
+
+    ``path="fast"`` uses `BodyModel.keypoints_only` (skins only the vertices the regressors
+    read); ``"full"`` runs the full forward (every vertex, then the regressors), as the
+    original's SMPL call does at every objective evaluation.
+    """
+    if path not in ("fast", "full"):
+        raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
+
+    def fast(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
+        return body_model.keypoints_only(
+            global_orient=global_orient, body_pose=body_pose, betas=betas
+        ).keypoints
+
+    def full(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
+        return body_model(global_orient=global_orient, body_pose=body_pose, betas=betas).keypoints
+
+    return fast if path == "fast" else full
+
+
+@torch.no_grad()
+def mesh_vertices(
+    body_model: BodyModel, global_orient: Tensor, body_pose: Tensor, betas: Tensor
+) -> Tensor:
+    """(..., V, 3) vertices (body frame, metres) of rotation-matrix poses, for rendering."""
+    return body_model(
+        global_orient=global_orient.float(), body_pose=body_pose.float(), betas=betas.float()
+    ).vertices
+
+
+def pose_errors(
+    prediction: Tensor, target: Tensor, *, joints: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """MPJPE and PA-MPJPE in mm per image (facts §9.1).
+
+    Args:
+        prediction: (B, 44, 3) predicted keypoints (metres, camera axes without translation).
+        target: (B, 44, 4) ground truth with confidence (joints with 0 are left out).
+        joints: the evaluation keypoint list (e.g. LSP-14).
+
+    Returns:
+        (mpjpe (B,), pa_mpjpe (B,)); MPJPE after subtracting the pelvis (keypoint 39) of both.
+    """
+    pred = prediction.float().cpu()
+    gt = target.float().cpu()
+    mask = gt[..., 3]
+    joint_idx = list(joints)
+    mpjpe = pm.mpjpe(pred, gt[..., :3], root_idx=pg.PELVIS_IDX_44, joint_idx=joint_idx, mask=mask)
+    pa = pm.pa_mpjpe(pred, gt[..., :3], joint_idx=joint_idx, mask=mask)
+    return mpjpe, pa
+
+
+def rotation_spread(body_pose: Tensor) -> Tensor:
+    """Disagreement of V views' body poses: mean over views and joints of ‖R_vj − R̄_j‖_F.
+
+    Args:
+        body_pose: (..., V, J, 3, 3) rotation matrices.
+
+    Returns:
+        (...) mean Frobenius distance to the plain element-wise mean over views (facts §8.2).
+    """
+    mean = body_pose.mean(dim=-4, keepdim=True)
+    return torch.linalg.matrix_norm(body_pose - mean).mean(dim=(-1, -2))
+
+
+# ------------------------------------------------------------------------------------------------
+# The SMPLify baseline's pose prior
+# ------------------------------------------------------------------------------------------------
+
+
+def training_body_poses(files: Sequence[str | Path]) -> np.ndarray:
+    """(P, 69) axis-angle body poses (global orientation dropped) of ProHMR-format npz files.
+
+    Rows with ``has_body_pose == 0`` are skipped; mocap npz files (``body_pose`` (P, 72) and
+    no flag) are read whole.
+    """
+    poses = []
+    for file in files:
+        path = Path(file)
+        if not path.is_file():
+            raise FileNotFoundError(f"training pose file not found: {path}")
+        with np.load(path) as arrays:
+            if "body_pose" not in arrays:
+                raise ValueError(f"{path} has no 'body_pose' array (keys: {sorted(arrays)})")
+            pose = np.asarray(arrays["body_pose"], dtype=np.float64)
+            if pose.ndim != 2 or pose.shape[1] != 72:
+                raise ValueError(f"'body_pose' in {path} must be (P, 72), got {pose.shape}")
+            if "has_body_pose" in arrays:
+                pose = pose[np.asarray(arrays["has_body_pose"]) > 0]
+        poses.append(pose[:, 3:])
+    if not poses or sum(len(p) for p in poses) == 0:
+        raise ValueError(f"no body poses in {[str(f) for f in files]}")
+    return np.concatenate(poses)
+
+
+def fit_pose_gmm(
+    poses: np.ndarray,
+    *,
+    num_components: int = 8,
+    iterations: int = 100,
+    regularization: float = 1e-3,
+    seed: int = 0,
+    tolerance: float = 1e-6,
+) -> dict[str, np.ndarray]:
+    """Fit a full-covariance Gaussian mixture to poses by EM (a stand-in for ``gmm_08.pkl``).
+
+    k-means++ seeding, then EM; ``regularization`` (rad²) is added to every covariance's
+    diagonal so components stay positive definite with few samples.
+
+    Args:
+        poses: (P, D) pose vectors (SMPLify: (P, 69) axis-angle body poses).
+        num_components: K (SMPLify: 8).
+        iterations: maximum EM iterations.
+        regularization: diagonal added to each covariance.
+        seed: seed of the k-means++ draw.
+        tolerance: stop when the mean log-likelihood improves by less than this.
+
+    Returns:
+        ``{"means": (K, D), "covars": (K, D, D), "weights": (K,)}`` float64, the layout of
+        ``gmm_08.pkl`` (`GaussianMixturePrior.from_mapping` reads it).
+    """
+    x = np.asarray(poses, dtype=np.float64)
+    if x.ndim != 2 or len(x) < num_components:
+        raise ValueError(
+            f"`poses` must be (P, D) with P >= num_components ({num_components}), got {x.shape}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`poses` contains NaN or inf")
+    rng = np.random.default_rng(seed)
+    P, D = x.shape
+    # k-means++ seeding
+    centres = [x[rng.integers(P)]]
+    for _ in range(1, num_components):
+        d2 = np.min([((x - c) ** 2).sum(1) for c in centres], axis=0)
+        total = d2.sum()
+        probabilities = d2 / total if total > 0 else np.full(P, 1.0 / P)
+        centres.append(x[rng.choice(P, p=probabilities)])
+    means = np.stack(centres)
+    labels = np.argmin(((x[:, None] - means[None]) ** 2).sum(-1), axis=1)
+    eye = np.eye(D)
+    covars = np.empty((num_components, D, D))
+    weights = np.empty(num_components)
+    for k in range(num_components):
+        members = x[labels == k]
+        if len(members) < 2:
+            members = x
+        covars[k] = np.cov(members, rowvar=False) + regularization * eye
+        weights[k] = max(len(x[labels == k]), 1) / P
+    weights /= weights.sum()
+    previous = -np.inf
+    for _ in range(iterations):
+        # E step: log N(x; mu_k, S_k) + log w_k through Cholesky factors
+        log_resp = np.empty((P, num_components))
+        for k in range(num_components):
+            chol = np.linalg.cholesky(covars[k])
+            diff = np.linalg.solve(chol, (x - means[k]).T)
+            log_det = 2.0 * np.log(np.diag(chol)).sum()
+            log_resp[:, k] = (
+                -0.5 * (diff**2).sum(0) - 0.5 * log_det - 0.5 * D * np.log(2 * np.pi)
+            ) + np.log(weights[k])
+        top = log_resp.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(log_resp - top).sum(axis=1))
+        resp = np.exp(log_resp - log_norm[:, None])
+        mean_ll = float(log_norm.mean())
+        # M step
+        counts = resp.sum(axis=0) + 1e-10
+        weights = counts / P
+        means = (resp.T @ x) / counts[:, None]
+        for k in range(num_components):
+            diff = x - means[k]
+            covars[k] = (resp[:, k, None] * diff).T @ diff / counts[k] + regularization * eye
+            covars[k] = 0.5 * (covars[k] + covars[k].T)
+        if mean_ll - previous < tolerance:
+            break
+        previous = mean_ll
+    return {"means": means, "covars": covars, "weights": weights / weights.sum()}
+
+
+def load_pose_prior(
+    gmm_path: str | Path | None,
+    *,
+    training_files: Sequence[str | Path] = (),
+    num_components: int = 8,
+    seed: int = 0,
+) -> tuple[GaussianMixturePrior, str]:
+    """The SMPLify pose prior and a one-line description of where it came from.
+
+    Args:
+        gmm_path: a ``gmm_08.pkl`` (SMPLify's file; read with pose-body's restricted
+            unpickler) or an ``.npz`` with the same keys; None: fit one by EM to the body poses
+            of `training_files` (`fit_pose_gmm`).
+        training_files: ProHMR-format or mocap npz files with ``body_pose`` (P, 72).
+        num_components: K for the EM fit.
+        seed: seed of the EM fit.
+
+    Raises:
+        FileNotFoundError: if `gmm_path` is given and missing.
+        ValueError: if neither a file nor training poses are available.
+    """
+    if gmm_path is not None:
+        path = Path(gmm_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"GMM prior file not found: {path} (SMPLify's gmm_08.pkl; omit --gmm to fit one "
+                "to the training poses)"
+            )
+        if path.suffix == ".npz":
+            with np.load(path) as arrays:
+                mapping = {k: arrays[k] for k in arrays}
+        else:
+            mapping = safe_load_pickle(path)
+        prior = GaussianMixturePrior.from_mapping(mapping)
+        return prior, f"{path} ({prior.num_components} components)"
+    if not training_files:
+        raise ValueError("no GMM file and no training pose files: cannot build the pose prior")
+    poses = training_body_poses(training_files)
+    arrays = fit_pose_gmm(poses, num_components=num_components, seed=seed)
+    prior = GaussianMixturePrior.from_mapping(arrays)
+    names = ", ".join(Path(f).name for f in training_files)
+    return prior, (
+        f"EM fit, {num_components} components, to {len(poses)} training body poses ({names}); "
+        "no gmm_08.pkl given"
+    )
