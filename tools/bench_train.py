@@ -160,9 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['peak_memory_gib']:.2f} ({row['memory_kind']}) |"
         )
     if len(rows) == 2:
-        print(
-            f"AMP speed-up: {rows[1]['seconds_per_step_best'] / rows[0]['seconds_per_step_best']:.2f}x"
-        )
+        ratio = rows[1]["seconds_per_step_best"] / rows[0]["seconds_per_step_best"]
+        print(f"AMP speed-up: {ratio:.2f}x")
     return 0
 
 
