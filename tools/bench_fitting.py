@@ -12,7 +12,13 @@ the fitting tools use) and once with the full forward (all vertices, then the ke
 regressors, as the original evaluates SMPL at every step), in the same process. Printed: time
 per image, objective evaluations, time per evaluation and the full/fast ratios, plus the cost of
 one evaluation (forward + backward) split into decoder and body model. Timings are wall-clock on
-the CPU threads given by ``--threads`` (or the device chosen).
+the CPU threads given by ``--threads`` (or the device chosen). The per-item L-BFGS evaluates the
+objective for the whole batch whenever any item needs a value, so a batch runs more objective
+evaluations than a single image; the table counts the batched calls.
+
+On a CPU shared with other jobs, ``--threads 2`` can be an order of magnitude slower than
+``--threads 1`` for these small tensors (OpenMP threads wait for each other at every operation);
+compare timings taken with the same thread count on an otherwise idle machine.
 """
 
 from __future__ import annotations

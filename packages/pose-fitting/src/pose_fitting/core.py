@@ -13,7 +13,8 @@ differentiated through its sum, which gives every item the gradient of its own l
 optimiser never forms a batch-wide quantity: directions, step lengths, line-search brackets,
 curvature pairs and the stopping tests are (B,)-shaped and decided per item. An item that has
 stopped keeps its parameters while the others go on; the batch is evaluated until the last item
-stops, so one call costs as many objective evaluations as its slowest item.
+stops. Because the items' line searches are not in step, a batch can need more batched objective
+calls than any of its items alone.
 
 Stopping rules (ProHMR `optimization_task.py`, facts §8), checked per item after every outer
 iteration (for L-BFGS one outer iteration is one `torch.optim.LBFGS.step`, i.e. up to
