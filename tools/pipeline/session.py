@@ -222,6 +222,7 @@ def load_prohmr_checkpoint(
             "ProHMR checkpoints with tools/import_official_checkpoint.py first"
         )
     config = _build(ProHMRConfig, state["config"], "", str(path))
+    config = _resolve_run_paths(config, Path(path))
     config = apply_overrides(config, overrides or [])
     synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
     if config.synthetic is not None and config.body.model_path == "procedural":
@@ -238,3 +239,35 @@ def load_prohmr_checkpoint(
     if not bool(model.initialized):
         raise ValueError(f"{path}: the model's `initialized` flag is False (untrained flow)")
     return model.to(device).eval(), config
+
+
+def _resolve_run_paths(config: ProHMRConfig, checkpoint: Path) -> ProHMRConfig:
+    """Relative world/body paths of a checkpoint resolve against the folder the run was started
+    in (``<there>/<output_dir>/checkpoints/last.pt``) when they do not exist from here."""
+    from dataclasses import replace
+
+    output = Path(config.output_dir)
+    run_dir = checkpoint.resolve().parent.parent
+    if output.is_absolute() or run_dir.parts[-len(output.parts) :] != output.parts:
+        return config
+    base = Path(*run_dir.parts[: -len(output.parts)])
+
+    def fix(value: str) -> str:
+        candidate = Path(value)
+        if value in ("", "procedural") or candidate.is_absolute() or "{" in value:
+            return value
+        if candidate.exists() or not (base / candidate).exists():
+            return value
+        return str(base / candidate)
+
+    synthetic = config.synthetic
+    if synthetic is not None:
+        synthetic = replace(synthetic, output_dir=fix(synthetic.output_dir))
+    body = replace(
+        config.body,
+        model_path=fix(config.body.model_path),
+        extra_regressor_path=fix(config.body.extra_regressor_path),
+        mean_params_path=fix(config.body.mean_params_path),
+    )
+    data = replace(config.data, registry=fix(config.data.registry))
+    return replace(config, synthetic=synthetic, body=body, data=data)
