@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 
 import torch
-from pipeline.data import load_registry, to_device
+from pipeline.data import to_device
 from pipeline.fitting import body_keypoints, flow_decoder, freeze, regress
 from pipeline.runtime import pick_device
-from pipeline.session import load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -64,10 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
-    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
-    registry = load_registry(
-        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
-    )
+    registry = config_registry(config)
     entry = registry[args.dataset]
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pipeline.data import load_registry, to_device
+from pipeline.data import to_device
 from pipeline.fitting import (
     body_keypoints,
     flow_decoder,
@@ -41,7 +41,7 @@ from pipeline.fitting import (
     regress,
 )
 from pipeline.runtime import pick_device
-from pipeline.session import load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
-    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
-    registry = load_registry(
-        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
-    )
+    registry = config_registry(config)
     if args.dataset not in registry:
         raise SystemExit(f"--dataset {args.dataset!r} is not in the registry ({sorted(registry)})")
     entry = registry[args.dataset]

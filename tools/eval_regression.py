@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pipeline.data import load_registry, to_device
+from pipeline.data import to_device
 from pipeline.lifting import error_vs_n_plot
 from pipeline.runtime import pick_device
-from pipeline.session import load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -57,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
-    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
-    registry = load_registry(
-        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
-    )
+    registry = config_registry(config)
     names = args.dataset or list(config.data.val)
     ns = tuple(n for n in (args.ns or DEFAULT_NS) if n <= args.num_samples)
     out = args.out or args.checkpoint.parent.parent / "eval"

@@ -26,10 +26,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from pipeline.data import load_registry
 from pipeline.fitting import FIT_COLOUR, flow_decoder, freeze, mesh_vertices
 from pipeline.runtime import pick_device
-from pipeline.session import load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint
 from pipeline.visualize import MODE_COLOUR, denormalize
 
 import pose_data as pdata
@@ -82,10 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
-    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
-    registry = load_registry(
-        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
-    )
+    registry = config_registry(config)
     name = args.dataset or next(iter(config.data.val))
     entry = registry[name]
     dataset = pdata.ImageDataset(

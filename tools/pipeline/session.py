@@ -22,7 +22,7 @@ from .runtime import DistributedContext
 from .synthetic import build_body_model, generate_synthetic_world
 from .visualize import save_prediction_grid
 
-__all__ = ["ProHMRSession", "load_body_model"]
+__all__ = ["ProHMRSession", "config_registry", "load_body_model", "load_prohmr_checkpoint"]
 
 
 def load_body_model(config: ProHMRConfig) -> BodyModel:
@@ -200,6 +200,14 @@ class ProHMRSession:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def config_registry(config: ProHMRConfig) -> dict[str, DatasetEntry]:
+    """The dataset registry of a run's config (``{synthetic_dir}`` = its synthetic world)."""
+    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
+    return load_registry(
+        config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
+    )
 
 
 def load_prohmr_checkpoint(

@@ -90,3 +90,23 @@ def camera_intrinsics(
     else:
         center = batched_vector("center_px", center_px, batch, 2, like)
     return focal, center, size
+
+
+def check_option_ranges(
+    options: object, *, non_negative: tuple[str, ...], positive: tuple[str, ...]
+) -> None:
+    """Raise ValueError naming the first option outside its range (options dataclasses)."""
+    for name in non_negative:
+        value = getattr(options, name)
+        if not value >= 0:
+            raise ValueError(f"`{name}` must be >= 0, got {value!r}")
+    for name in positive:
+        value = getattr(options, name)
+        if not value > 0:
+            raise ValueError(f"`{name}` must be > 0, got {value!r}")
+    optimizer = getattr(options, "optimizer", None)
+    if optimizer is not None and optimizer not in ("lbfgs", "adam"):
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected 'lbfgs' or 'adam'")
+    minimum = getattr(options, "min_confident_keypoints", None)
+    if minimum is not None and minimum < 0:
+        raise ValueError(f"`min_confident_keypoints` must be >= 0, got {minimum!r}")

@@ -40,6 +40,7 @@ from pose_fitting._common import (
     HIP_KEYPOINT_IDX_44,
     batched_vector,
     camera_intrinsics,
+    check_option_ranges,
     prepare_keypoints,
     skip_reasons_for_keypoints,
 )
@@ -184,20 +185,11 @@ class KeypointFittingOptions:
     adam: AdamOptions = field(default_factory=AdamOptions)
 
     def __post_init__(self) -> None:
-        for name in ("pose_prior_weight", "shape_prior_weight", "confidence_threshold"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value!r}")
-        for name in ("sigma_px", "reference_size_px"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"`{name}` must be > 0, got {value!r}")
-        if self.min_confident_keypoints < 0:
-            raise ValueError(
-                f"`min_confident_keypoints` must be >= 0, got {self.min_confident_keypoints!r}"
-            )
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'lbfgs' or 'adam'")
+        check_option_ranges(
+            self,
+            non_negative=("pose_prior_weight", "shape_prior_weight", "confidence_threshold"),
+            positive=("sigma_px", "reference_size_px"),
+        )
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from pose_fitting._checks import (
     check_keypoints_output,
     check_pose_output,
 )
-from pose_fitting._common import HIP_KEYPOINT_IDX_44, camera_intrinsics
+from pose_fitting._common import HIP_KEYPOINT_IDX_44, camera_intrinsics, check_option_ranges
 from pose_fitting.core import AdamOptions, FitReport, LBFGSOptions, StoppingRules, minimize
 from pose_fitting.terms import (
     image_size_weight,
@@ -84,21 +84,16 @@ class MultiviewOptions:
     adam: AdamOptions = field(default_factory=AdamOptions)
 
     def __post_init__(self) -> None:
-        for name in ("consistency_weight", "pose_prior_weight", "shape_prior_weight"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value!r}")
-        for name in ("sigma_px", "reference_size_px"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"`{name}` must be > 0, got {value!r}")
+        check_option_ranges(
+            self,
+            non_negative=("consistency_weight", "pose_prior_weight", "shape_prior_weight"),
+            positive=("sigma_px", "reference_size_px"),
+        )
         if self.optimize_betas and not self.use_reprojection:
             raise ValueError(
                 "`optimize_betas=True` needs `use_reprojection=True` (without an image term the "
                 "betas would only shrink towards 0)"
             )
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'lbfgs' or 'adam'")
 
 
 @dataclass(frozen=True)

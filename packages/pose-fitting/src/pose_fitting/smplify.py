@@ -36,6 +36,7 @@ from pose_fitting._checks import (
 from pose_fitting._common import (
     batched_vector,
     camera_intrinsics,
+    check_option_ranges,
     prepare_keypoints,
     skip_reasons_for_keypoints,
 )
@@ -118,26 +119,17 @@ class SMPLifyOptions:
                 f"unknown pose_representation {self.pose_representation!r}; "
                 f"expected 'axis_angle' or 'rot6d'"
             )
-        for name in (
-            "pose_prior_weight",
-            "angle_prior_weight",
-            "shape_prior_weight",
-            "depth_weight",
-            "confidence_threshold",
-        ):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise ValueError(f"`{name}` must be >= 0, got {value!r}")
-        for name in ("sigma_px", "reference_size_px"):
-            value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"`{name}` must be > 0, got {value!r}")
-        if self.min_confident_keypoints < 0:
-            raise ValueError(
-                f"`min_confident_keypoints` must be >= 0, got {self.min_confident_keypoints!r}"
-            )
-        if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected 'lbfgs' or 'adam'")
+        check_option_ranges(
+            self,
+            non_negative=(
+                "pose_prior_weight",
+                "angle_prior_weight",
+                "shape_prior_weight",
+                "depth_weight",
+                "confidence_threshold",
+            ),
+            positive=("sigma_px", "reference_size_px"),
+        )
 
 
 @dataclass(frozen=True)
