@@ -306,5 +306,7 @@ def test_rejects_bad_shapes_with_clear_messages():
         flow.sample(c)
     with pytest.raises(ValueError, match="`num_samples` must be >= 1, got 0"):
         flow.sample(c, 0)
-    with pytest.raises(TypeError, match=r"`context` must be a torch\.Tensor, got list"):
+    with pytest.raises(
+        TypeError, match=r"`context` must be a torch\.Tensor or a PreparedContext, got list"
+    ):
         flow.sample([[0.0, 0.0]], 2)

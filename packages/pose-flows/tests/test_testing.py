@@ -8,7 +8,12 @@ from torch.nn import functional as F
 
 from pose_flows import ConditionalGlow, LULinear, ResidualConditioner, SharedContext
 from pose_flows.layers import ActNorm
-from pose_flows.testing import check_density_integrates, check_flow
+from pose_flows.testing import (
+    _build,
+    _check_inference_plan,
+    check_density_integrates,
+    check_flow,
+)
 
 
 def make_flow(features, context_features):
@@ -34,7 +39,7 @@ def test_catches_a_wrong_shared_context_path(monkeypatch):
     def broken(self, inputs, context):
         if isinstance(context, SharedContext):  # forgets the bias
             weight = self.initial_layer.weight
-            ctx, n = context
+            ctx, n = context.context, context.num_samples
             hidden = F.linear(inputs, weight[:, : self.in_features]).view(ctx.shape[0], n, -1)
             hidden = hidden + F.linear(ctx, weight[:, self.in_features :]).unsqueeze(1)
             return hidden.view(inputs.shape[0], -1)
@@ -69,3 +74,37 @@ def test_catches_an_unnormalised_density(monkeypatch):
     monkeypatch.setattr(ConditionalGlow, "_base_log_prob", lambda self, z: original(self, z) + 0.05)
     with pytest.raises(AssertionError, match="integrates to"):
         check_density_integrates(make_flow, context_features=3)
+
+
+def _flow64():
+    return _build(make_flow, 4, 3, 0, torch.float64)
+
+
+def test_catches_a_wrong_inference_plan(monkeypatch):
+    from pose_flows import layers
+
+    def no_shift(x, scale, shift):  # drops batch norm's shift in the plan only
+        return F.relu(x * scale) if scale is not None else F.relu(x)
+
+    monkeypatch.setattr(layers, "_affine_relu", no_shift)
+    with pytest.raises(AssertionError):
+        check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
+    with pytest.raises(AssertionError, match="inference plan: samples differs"):
+        _check_inference_plan(_flow64(), 5, 3, 0)
+
+
+def test_catches_a_stale_inference_plan(monkeypatch):
+    from pose_flows import layers
+
+    monkeypatch.setattr(layers, "_state_key", lambda module: ())
+    with pytest.raises(AssertionError):
+        check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
+    with pytest.raises(AssertionError, match="after a parameter change"):
+        _check_inference_plan(_flow64(), 5, 3, 0)
+
+
+def test_the_battery_passes_without_onednn(monkeypatch):
+    from pose_flows import layers
+
+    monkeypatch.setattr(layers, "_ONEDNN_LINEAR", None)
+    check_flow(make_flow, features=4, context_features=3, check_jacobian=False)

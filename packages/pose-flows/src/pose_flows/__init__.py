@@ -12,7 +12,7 @@ context, D flow features, C context features.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pose_flows.glow import ConditionalGlow, FlowLogProb, FlowSample
+from pose_flows.glow import ConditionalGlow, FlowLogProb, FlowSample, PreparedContext
 from pose_flows.heads import (
     FCHead,
     PoseHeadOutput,
@@ -44,6 +44,7 @@ __all__ = [
     "LULinear",
     "LoadedStateDict",
     "PoseHeadOutput",
+    "PreparedContext",
     "ResidualBlock",
     "ResidualConditioner",
     "SMPLFlowHead",

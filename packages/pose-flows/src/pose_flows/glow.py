@@ -21,9 +21,9 @@ from nflows.transforms.base import CompositeTransform
 from nflows.transforms.coupling import AdditiveCouplingTransform, AffineCouplingTransform
 from torch import Tensor, nn
 
-from pose_flows.layers import ActNorm, LULinear, ResidualConditioner, SharedContext
+from pose_flows.layers import ActNorm, LULinear, ResidualConditioner, SharedContext, _state_key
 
-__all__ = ["ConditionalGlow", "FlowLogProb", "FlowSample"]
+__all__ = ["ConditionalGlow", "FlowLogProb", "FlowSample", "PreparedContext"]
 
 Coupling = Literal["additive", "affine"]
 _COUPLINGS: dict[str, type] = {
@@ -58,6 +58,22 @@ class FlowLogProb(NamedTuple):
     z: Tensor
 
 
+class PreparedContext(NamedTuple):
+    """Contexts with each coupling network's input-layer term precomputed (`prepare_context`).
+
+    Pass it wherever a (B, C) context tensor is accepted. The terms are constants (no gradient
+    flows into them); each is used only while the coupling network's parameters are unchanged
+    and it runs its inference plan, otherwise it is recomputed, so results never go stale.
+
+    Attributes:
+        context: (B, C) the contexts.
+        terms: {conditioner: (state key, (B, H) W_c·c + b)}.
+    """
+
+    context: Tensor
+    terms: dict
+
+
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}")
@@ -90,7 +106,9 @@ class ConditionalGlow(nn.Module):
 
     Inference speed: when N samples share a context (`sample`, or `log_prob` with x (B, N, D)),
     each coupling network computes its input layer's context term W_c·c + b once per context
-    instead of N times, and in eval mode the LU weights and inverses are cached (`LULinear`).
+    instead of N times (`prepare_context` keeps those terms over many calls); in eval mode the
+    LU weights and inverses are cached (`LULinear`) and the coupling networks run a fused plan
+    (`ResidualConditioner`).
     """
 
     def __init__(
@@ -150,8 +168,13 @@ class ConditionalGlow(nn.Module):
     # helpers
 
     def _check_context(self, context: object) -> Tensor:
+        if isinstance(context, PreparedContext):
+            context = context.context
         if not isinstance(context, Tensor):
-            raise TypeError(f"`context` must be a torch.Tensor, got {type(context).__name__}")
+            raise TypeError(
+                "`context` must be a torch.Tensor or a PreparedContext, got "
+                f"{type(context).__name__}"
+            )
         if context.ndim != 2 or context.shape[1] != self.context_features or context.shape[0] < 1:
             raise ValueError(
                 f"`context` must have shape (B, {self.context_features}) with B >= 1, "
@@ -174,8 +197,21 @@ class ConditionalGlow(nn.Module):
         return (x.shape[1], True) if x.ndim == 3 else (1, False)
 
     @staticmethod
-    def _row_context(context: Tensor, num_samples: int) -> Tensor | SharedContext:
+    def _row_context(
+        context: Tensor, num_samples: int, prepared: object = None
+    ) -> Tensor | SharedContext:
+        if isinstance(prepared, PreparedContext):
+            return SharedContext(context, num_samples, prepared.terms)
         return context if num_samples == 1 else SharedContext(context, num_samples)
+
+    @property
+    def conditioners(self) -> list[ResidualConditioner]:
+        """The coupling networks, in data → noise order."""
+        return [
+            t.transform_net
+            for t in self._transform._transforms
+            if isinstance(getattr(t, "transform_net", None), ResidualConditioner)
+        ]
 
     def _base_log_prob(self, z: Tensor) -> Tensor:
         return self._distribution.log_prob(z)
@@ -209,11 +245,13 @@ class ConditionalGlow(nn.Module):
         Raises:
             TypeError / ValueError: for non-tensors or shapes other than documented.
         """
+        prepared = context
         context = self._check_context(context)
         batch_size = context.shape[0]
         num_samples, has_samples = self._check_rows("x", x, batch_size)
         rows = x.reshape(batch_size * num_samples, self.features)
-        z, logabsdet = self._transform(rows, context=self._row_context(context, num_samples))
+        row_context = self._row_context(context, num_samples, prepared)
+        z, logabsdet = self._transform(rows, context=row_context)
         log_prob = self._base_log_prob(z) + logabsdet
         if has_samples:
             return FlowLogProb(log_prob.view(batch_size, num_samples), z.view(x.shape))
@@ -245,6 +283,7 @@ class ConditionalGlow(nn.Module):
         Raises:
             ValueError: if both or neither of `num_samples` and `z` are given, or for bad shapes.
         """
+        prepared = context
         context = self._check_context(context)
         batch_size = context.shape[0]
         if (num_samples is None) == (z is None):
@@ -270,9 +309,33 @@ class ConditionalGlow(nn.Module):
                 )
         num = z.shape[1]
         rows = z.reshape(batch_size * num, self.features)
-        x, logabsdet = self._transform.inverse(rows, context=self._row_context(context, num))
+        row_context = self._row_context(context, num, prepared)
+        x, logabsdet = self._transform.inverse(rows, context=row_context)
         log_prob = self._base_log_prob(rows) - logabsdet
         return FlowSample(x.view(batch_size, num, self.features), log_prob.view(batch_size, num), z)
+
+    def prepare_context(self, context: Tensor) -> PreparedContext:
+        """Precompute every coupling network's context term for a context reused many times.
+
+        Each coupling network's input layer is W·[x_I; c] + b = W_x·x_I + (W_c·c + b); the
+        bracket depends only on the context. Fitting pushes new latents through the flow for the
+        same image features hundreds of times: preparing the context once skips the (B, C) × C × H
+        products of every call. The terms are computed without gradient, and a coupling network
+        uses its term only in its inference plan (eval mode, no gradient to its parameters)
+        while its parameters are unchanged; otherwise it computes the term as usual.
+
+        Args:
+            context: (B, C) contexts.
+
+        Returns:
+            A `PreparedContext`, accepted by `sample` and `log_prob` in place of the tensor.
+        """
+        context = self._check_context(context)
+        terms = {}
+        with torch.no_grad():
+            for net in self.conditioners:
+                terms[net] = (_state_key(net), net.context_term(context))
+        return PreparedContext(context, terms)
 
     def initialize(self, x: Tensor, context: Tensor, *, reinitialize: bool = False) -> None:
         """Data-dependent ActNorm initialisation from a batch, in any mode (facts §1.2).

@@ -13,13 +13,21 @@
   `blocks.{i}.batch_norm_layers.{0,1}`, `blocks.{i}.linear_layers.{0,1}`, `final_layer`).
 - `SharedContext`: passed through nflows' transforms in place of a (B·N, C) context when N
   samples share each of B contexts; the conditioner then computes the context's contribution to
-  its input layer once per context: W·[x; c] + b = W_x·x + (W_c·c + b).
+  its input layer once per context: W·[x; c] + b = W_x·x + (W_c·c + b). It may carry those
+  per-context terms precomputed (`ConditionalGlow.prepare_context`), for a context that stays
+  fixed over many calls (fitting).
+- Inference plan: in eval mode, when no gradient with respect to the conditioner's parameters is
+  recorded, `ResidualConditioner` runs a cached plan in which each batch norm is an affine map,
+  the second one folded into the preceding Linear, dropout is gone, and on CPU float32 the
+  Linear + ReLU and Linear + residual pairs are single oneDNN calls when there is nothing to
+  differentiate (see `ResidualConditioner`). Same function, float rounding aside.
 
 Shapes: M rows (M = B·N when a context is shared), D features, C context features, H hidden.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -48,10 +56,15 @@ class SharedContext(NamedTuple):
     Attributes:
         context: (B, C) one context per group of rows.
         num_samples: N, rows per context.
+        terms: optional precomputed input-layer context terms: {conditioner: (state key,
+            (B, H) W_c·c + b)} (`ConditionalGlow.prepare_context`). A conditioner uses its term
+            only in its inference plan and only if its parameters still match the key;
+            otherwise it computes the term.
     """
 
     context: Tensor
     num_samples: int
+    terms: dict | None = None
 
 
 ContextLike = Tensor | SharedContext
@@ -201,6 +214,104 @@ class LULinear(_NflowsLULinear):
         return super()._apply(fn, *args, **kwargs)
 
 
+# ------------------------------------------------------------------------------------------------
+# Inference plan of the conditioner (eval mode, no parameter gradients)
+# ------------------------------------------------------------------------------------------------
+
+
+def _find_onednn_linear() -> object | None:
+    """torch's oneDNN Linear-with-post-op operator, or None where it is absent or disabled.
+
+    `torch.ops.mkldnn._linear_pointwise` (what torch.compile emits for CPU Linear + ReLU) has no
+    autograd formula, so it is only used when nothing requires a gradient. Setting the
+    environment variable ``POSE_FLOWS_NO_ONEDNN=1`` turns it off.
+    """
+    if os.environ.get("POSE_FLOWS_NO_ONEDNN", "") not in ("", "0"):
+        return None
+    try:
+        if not torch.backends.mkldnn.is_available():
+            return None
+        op = torch.ops.mkldnn._linear_pointwise
+        _ = op.default, op.binary
+    except (AttributeError, RuntimeError):
+        return None
+    return op
+
+
+_ONEDNN_LINEAR = _find_onednn_linear()
+
+
+def _use_onednn(*tensors: Tensor) -> bool:
+    """True when the oneDNN fused Linear may run on these CPU float32 inputs (no autograd)."""
+    if _ONEDNN_LINEAR is None:
+        return False
+    recording = torch.is_grad_enabled()
+    return all(
+        t.device.type == "cpu" and t.dtype == torch.float32 and not (recording and t.requires_grad)
+        for t in tensors
+    )
+
+
+def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """relu(x·Wᵀ + b)."""
+    if _use_onednn(x):
+        return _ONEDNN_LINEAR(x, weight, bias, "relu", [], "")
+    return F.relu(F.linear(x, weight, bias))
+
+
+def _linear_residual(x: Tensor, residual: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """residual + x·Wᵀ + b."""
+    if _use_onednn(x, residual):
+        return _ONEDNN_LINEAR.binary(x, residual, weight, bias, "add")
+    return torch.addmm(residual + bias, x, weight.t())
+
+
+def _affine_relu(x: Tensor, scale: Tensor | None, shift: Tensor | None) -> Tensor:
+    """relu(scale·x + shift) (relu(x) when there is no batch norm)."""
+    if scale is None:
+        return F.relu(x)
+    return torch.addcmul(shift, x, scale).relu_()
+
+
+def _batch_norm_affine(bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+    """Eval-mode batch norm as y = scale·x + shift (float64 arithmetic, cast back)."""
+    var = bn.running_var.double()
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight.double()
+    shift = -bn.running_mean.double() * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias.double()
+    dtype = bn.running_mean.dtype
+    return scale.to(dtype), shift.to(dtype)
+
+
+class _BlockPlan(NamedTuple):
+    scale0: Tensor | None  # BN_0 as an affine map (None without batch norm)
+    shift0: Tensor | None
+    weight0: Tensor  # Linear_0 with BN_1 folded in
+    bias0: Tensor
+    weight1: Tensor  # Linear_1
+    bias1: Tensor
+
+
+class _ConditionerPlan(NamedTuple):
+    key: tuple
+    input_weight: Tensor  # (H, in): the identity features' columns of initial_layer
+    context_weight: Tensor  # (H, C)
+    input_bias: Tensor  # (H,)
+    blocks: tuple[_BlockPlan, ...]
+    final_weight: Tensor
+    final_bias: Tensor
+
+
+def _state_key(module: nn.Module) -> tuple:
+    """Storage, version, dtype and device of every parameter and buffer (cache validity)."""
+    tensors = [*module.parameters(), *module.buffers()]
+    versions = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
+    return (*versions, torch.is_inference_mode_enabled())
+
+
 class ResidualBlock(nn.Module):
     """Pre-activation residual block of the fork (no context inside the block; facts §1.5).
 
@@ -249,6 +360,16 @@ class ResidualConditioner(nn.Module):
         num_blocks: residual blocks (ProHMR: 2).
         dropout_probability: dropout inside each block (ProHMR: 0.5).
         use_batch_norm: batch norm inside each block (ProHMR: True).
+
+    Inference plan: in eval mode, when no gradient with respect to the parameters is recorded
+    (grad disabled, or all parameters frozen) and `use_inference_plan` is True (the default),
+    forward runs a cached plan: each batch norm is the affine map of its running statistics,
+    BN_1 is folded into Linear_0, dropout (identity in eval) is skipped, and on CPU float32,
+    when no input needs a gradient, Linear_0 + ReLU and Linear_1 + residual are each one oneDNN
+    call. With inputs that need gradients (fitting latents) the plan runs on differentiable ops.
+    Outputs equal the plain path up to float rounding. Precomputed context terms
+    (`SharedContext.terms`) are used only by the plan, and only while the parameters they were
+    computed from are unchanged.
     """
 
     def __init__(
@@ -277,24 +398,123 @@ class ResidualConditioner(nn.Module):
             ]
         )
         self.final_layer = nn.Linear(hidden_features, out_features)
+        self.use_inference_plan = True
+        self._plan: _ConditionerPlan | None = None
         bound = 0.01 / hidden_features**0.5
         nn.init.uniform_(self.final_layer.weight, -bound, bound)
         nn.init.uniform_(self.final_layer.bias, -bound, bound)
 
+    def context_term(self, context: Tensor) -> Tensor:
+        """(B, C) -> (B, H): the context's contribution to the input layer, W_c·c + b."""
+        weight = self.initial_layer.weight[:, self.in_features :]
+        return F.linear(context, weight, self.initial_layer.bias)
+
     def input_layer(self, inputs: Tensor, context: ContextLike) -> Tensor:
         """initial_layer([x_I, c]): (M, in), (M, C) or SharedContext((B, C), N) -> (M, H)."""
         if isinstance(context, SharedContext):
-            weight, bias = self.initial_layer.weight, self.initial_layer.bias
-            ctx, n = context
-            hidden = F.linear(inputs, weight[:, : self.in_features])
-            per_context = F.linear(ctx, weight[:, self.in_features :], bias)
+            ctx, n = context.context, context.num_samples
+            per_context = self.context_term(ctx)
+            input_weight = self.initial_layer.weight[:, : self.in_features]
+            if ctx.shape[0] == 1:
+                return torch.addmm(per_context, inputs, input_weight.t())
+            hidden = F.linear(inputs, input_weight)
             hidden = hidden.view(ctx.shape[0], n, -1) + per_context.unsqueeze(1)
             return hidden.view(inputs.shape[0], -1)
         return self.initial_layer(torch.cat((inputs, context), dim=1))
 
     def forward(self, inputs: Tensor, context: ContextLike) -> Tensor:
         """(M, in) and context (M, C) or SharedContext -> (M, out)."""
+        plan = self._usable_plan()
+        if plan is not None:
+            return self._forward_plan(plan, inputs, context)
         hidden = self.input_layer(inputs, context)
         for block in self.blocks:
             hidden = block(hidden)
         return self.final_layer(hidden)
+
+    # -- inference plan ------------------------------------------------------------------------
+
+    def _usable_plan(self) -> _ConditionerPlan | None:
+        """The cached inference plan, (re)built if stale; None when it must not be used.
+
+        Used in eval mode when no gradient with respect to the parameters is recorded (grad
+        disabled, or every parameter frozen), and `use_inference_plan` is True. Keyed on every
+        parameter's and buffer's storage and version, so optimiser steps, `load_state_dict` and
+        `.to()` invalidate it; `train()` clears it.
+        """
+        if self.training or not self.use_inference_plan:
+            return None
+        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            return None
+        key = _state_key(self)
+        plan = self._plan
+        if plan is None or plan.key != key:
+            plan = self._build_plan(key)
+            self._plan = plan
+        return plan
+
+    @torch.no_grad()
+    def _build_plan(self, key: tuple) -> _ConditionerPlan:
+        blocks = []
+        for block in self.blocks:
+            linear0, linear1 = block.linear_layers
+            weight0, bias0 = linear0.weight, linear0.bias
+            scale0 = shift0 = None
+            if block.use_batch_norm:
+                scale0, shift0 = _batch_norm_affine(block.batch_norm_layers[0])
+                scale1, shift1 = _batch_norm_affine(block.batch_norm_layers[1])
+                weight0 = scale1[:, None] * weight0
+                bias0 = scale1 * bias0 + shift1
+            blocks.append(
+                _BlockPlan(
+                    scale0,
+                    shift0,
+                    weight0.contiguous(),
+                    bias0.contiguous(),
+                    linear1.weight.contiguous(),
+                    linear1.bias.contiguous(),
+                )
+            )
+        weight = self.initial_layer.weight
+        return _ConditionerPlan(
+            key=key,
+            input_weight=weight[:, : self.in_features].contiguous(),
+            context_weight=weight[:, self.in_features :].contiguous(),
+            input_bias=self.initial_layer.bias.contiguous(),
+            blocks=tuple(blocks),
+            final_weight=self.final_layer.weight.contiguous(),
+            final_bias=self.final_layer.bias.contiguous(),
+        )
+
+    def _forward_plan(self, plan: _ConditionerPlan, inputs: Tensor, context: ContextLike) -> Tensor:
+        if isinstance(context, SharedContext):
+            ctx, n = context.context, context.num_samples
+            entry = None if context.terms is None else context.terms.get(self)
+            if entry is not None and entry[0] == plan.key:
+                per_context = entry[1]
+            else:
+                per_context = F.linear(ctx, plan.context_weight, plan.input_bias)
+            if ctx.shape[0] == 1:
+                hidden = torch.addmm(per_context, inputs, plan.input_weight.t())
+            else:
+                hidden = F.linear(inputs, plan.input_weight).view(ctx.shape[0], n, -1)
+                hidden = (hidden + per_context.unsqueeze(1)).view(inputs.shape[0], -1)
+        else:
+            hidden = torch.addmm(
+                F.linear(context, plan.context_weight, plan.input_bias),
+                inputs,
+                plan.input_weight.t(),
+            )
+        for block in plan.blocks:
+            t = _affine_relu(hidden, block.scale0, block.shift0)
+            t = _linear_relu(t, block.weight0, block.bias0)
+            hidden = _linear_residual(t, hidden, block.weight1, block.bias1)
+        return F.linear(hidden, plan.final_weight, plan.final_bias)
+
+    def train(self, mode: bool = True) -> ResidualConditioner:
+        self._plan = None
+        return super().train(mode)
+
+    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> ResidualConditioner:
+        self._plan = None
+        return super()._apply(fn, *args, **kwargs)

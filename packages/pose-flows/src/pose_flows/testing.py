@@ -18,6 +18,11 @@ trivially) and asserts:
   1e-5 × max(1, max |value|)),
   in eval and in training mode (same batch-norm statistics and dropout draws);
 - the LU cache is invalidated by in-place parameter changes, `load_state_dict` and `train()`;
+- the coupling networks' inference plan (eval mode, no parameter gradients) equals the plain
+  path in values and in gradients with respect to the latents (frozen parameters), follows
+  in-place changes of parameters and batch-norm statistics, and is cleared by `train()`;
+  `prepare_context` gives the same samples and log-densities as the tensor context, also after
+  the parameters change;
 - the state dict has the original's names and shapes (facts §12.3) and an original-layout state
   dict (with the fork's `dummy_buffer`s) loads strictly.
 
@@ -554,6 +559,95 @@ def _check_lu_cache_invalidation(
     flow.eval()
 
 
+def _set_plan(flow: ConditionalGlow, enabled: bool) -> None:
+    for net in flow.conditioners:
+        net.use_inference_plan = enabled
+
+
+def _check_inference_plan(flow: ConditionalGlow, b: int, n: int, seed: int) -> None:
+    """The eval-mode plan equals the plain path (float32, shared and per-row contexts)."""
+    flow = flow.float().eval()
+    _, xs, c = _data(flow, b, n, seed, torch.float32)
+    z = torch.randn(b, n, flow.features)
+    nets = flow.conditioners
+    _expect(len(nets) == flow.num_layers, "every coupling must have a ResidualConditioner")
+
+    def close(actual: Tensor, expected: Tensor, what: str) -> None:
+        scale = max(1.0, float(expected.detach().abs().max()))
+        try:
+            assert_close(actual, expected.detach(), atol=SHARED_PATH_TOL * scale, rtol=0)
+        except AssertionError as err:
+            raise AssertionError(f"inference plan: {what} differs from the plain path") from err
+
+    def run(context: object, *, plan: bool) -> tuple[Tensor, Tensor, Tensor]:
+        _set_plan(flow, plan)
+        with torch.no_grad():
+            sample = flow.sample(context, z=z)
+            log_prob = flow.log_prob(xs, context)
+        return sample.x, sample.log_prob, log_prob.log_prob
+
+    expected = run(c, plan=False)
+    _expect(all(net._plan is None for net in nets), "use_inference_plan=False must not plan")
+    for actual, reference, what in zip(
+        run(c, plan=True), expected, ("samples", "sample log p", "log_prob"), strict=True
+    ):
+        close(actual, reference, what)
+    _expect(all(net._plan is not None for net in nets), "eval no-grad calls must build a plan")
+    for actual, reference, what in zip(
+        run(flow.prepare_context(c), plan=True),
+        expected,
+        ("samples (prepared context)", "sample log p (prepared)", "log_prob (prepared)"),
+        strict=True,
+    ):
+        close(actual, reference, what)
+    # per-row contexts (N = 1, no SharedContext)
+    rows = c.repeat_interleave(n, dim=0)
+    _set_plan(flow, True)
+    with torch.no_grad():
+        per_row = flow.sample(rows, z=z.reshape(b * n, 1, -1)).x.view(b, n, -1)
+    close(per_row, expected[0], "per-row samples")
+
+    # gradients with respect to the latents, parameters frozen (fitting)
+    flags = [p.requires_grad for p in flow.parameters()]
+    flow.requires_grad_(False)
+    grads = []
+    for plan, context in ((False, c), (True, c), (True, flow.prepare_context(c))):
+        _set_plan(flow, plan)
+        latent = z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = flow.sample(context, z=latent)
+            (out.x.square().sum() + out.log_prob.sum()).backward()
+        grads.append(latent.grad)
+    for grad, what in zip(grads[1:], ("plan", "prepared context"), strict=True):
+        close(grad, grads[0], f"gradient with respect to z ({what})")
+    for parameter, flag in zip(flow.parameters(), flags, strict=True):
+        parameter.requires_grad_(flag)
+
+    # invalidation: in-place parameter and batch-norm statistic changes, train()
+    _set_plan(flow, True)
+    prepared = flow.prepare_context(c)
+    with torch.no_grad():
+        for net in nets:
+            net.final_layer.weight.mul_(1.5)
+            for module in net.modules():
+                if isinstance(module, nn.BatchNorm1d):
+                    module.running_var.mul_(2.0)
+    changed = run(c, plan=False)
+    for actual, reference, what in zip(
+        run(prepared, plan=True),
+        changed,
+        ("samples after a parameter change (stale plan or prepared context?)",) * 3,
+        strict=True,
+    ):
+        close(actual, reference, what)
+    _expect(
+        not torch.allclose(changed[0], expected[0]), "the parameter change must alter the samples"
+    )
+    flow.train()
+    _expect(all(net._plan is None for net in nets), "train() must clear the inference plan")
+    flow.double().eval()
+
+
 def _check_original_layout(
     flow: ConditionalGlow, make_flow: MakeFlow, b: int, n: int, seed: int
 ) -> None:
@@ -642,6 +736,8 @@ def check_flow(
     _check_shared_context(flow, b, n, seed)
     flow = _build(make_flow, features, context_features, seed, torch.float64)
     _check_lu_cache_invalidation(flow, make_flow, b, n, seed)
+    flow = _build(make_flow, features, context_features, seed, torch.float64)
+    _check_inference_plan(flow, b, n, seed)
     flow = _build(make_flow, features, context_features, seed, torch.float64)
     _check_original_layout(flow, make_flow, b, n, seed)
 
