@@ -95,6 +95,9 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
         raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
     context = features.detach().float()
     glow = model.flow.flow
+    # The coupling networks' context terms are constants of the fit: computed once here
+    # (used while the flow is in eval mode with frozen parameters; see `freeze`).
+    prepared = glow.prepare_context(context)
 
     def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
         if z.shape[0] != context.shape[0]:
@@ -103,7 +106,7 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
             )
         # The pose head without its FC head (betas and camera are not needed): the flow's
         # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
-        pose_6d = glow.sample(context, z=z.to(context.dtype)[:, None]).x[:, 0]
+        pose_6d = glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
         rotmats = pg.rot6d_to_rotmat(pose_6d.reshape(-1, 24, 6))
         return rotmats[:, :1], rotmats[:, 1:]
 

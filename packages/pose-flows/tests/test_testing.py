@@ -96,7 +96,7 @@ def test_catches_a_wrong_inference_plan(monkeypatch):
 def test_catches_a_stale_inference_plan(monkeypatch):
     from pose_flows import layers
 
-    monkeypatch.setattr(layers, "_state_key", lambda module: ())
+    monkeypatch.setattr(layers, "_state_key", lambda tensors: ())
     with pytest.raises(AssertionError):
         check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
     with pytest.raises(AssertionError, match="after a parameter change"):

@@ -21,7 +21,7 @@ from nflows.transforms.base import CompositeTransform
 from nflows.transforms.coupling import AdditiveCouplingTransform, AffineCouplingTransform
 from torch import Tensor, nn
 
-from pose_flows.layers import ActNorm, LULinear, ResidualConditioner, SharedContext, _state_key
+from pose_flows.layers import ActNorm, LULinear, ResidualConditioner, SharedContext
 
 __all__ = ["ConditionalGlow", "FlowLogProb", "FlowSample", "PreparedContext"]
 
@@ -334,7 +334,7 @@ class ConditionalGlow(nn.Module):
         terms = {}
         with torch.no_grad():
             for net in self.conditioners:
-                terms[net] = (_state_key(net), net.context_term(context))
+                terms[net] = (net.state_key(), net.context_term(context))
         return PreparedContext(context, terms)
 
     def initialize(self, x: Tensor, context: Tensor, *, reinitialize: bool = False) -> None:

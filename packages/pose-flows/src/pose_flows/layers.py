@@ -305,11 +305,15 @@ class _ConditionerPlan(NamedTuple):
     final_bias: Tensor
 
 
-def _state_key(module: nn.Module) -> tuple:
-    """Storage, version, dtype and device of every parameter and buffer (cache validity)."""
-    tensors = [*module.parameters(), *module.buffers()]
-    versions = tuple((t.data_ptr(), t._version, t.dtype, t.device) for t in tensors)
-    return (*versions, torch.is_inference_mode_enabled())
+def _state_key(tensors: list[Tensor]) -> tuple:
+    """Identity, storage and version of the tensors a cache was built from (cache validity).
+
+    A new tensor object (assignment, `.to()`), new storage or an in-place change (optimiser
+    step, `load_state_dict`, batch-norm statistics) changes the key. Inference-mode tensors
+    cannot enter autograd graphs later, so the mode is part of the key too.
+    """
+    versions = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
+    return (versions, torch.is_inference_mode_enabled())
 
 
 class ResidualBlock(nn.Module):
@@ -444,14 +448,33 @@ class ResidualConditioner(nn.Module):
         """
         if self.training or not self.use_inference_plan:
             return None
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+        tensors = self._plan_tensors()
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return None
-        key = _state_key(self)
+        key = _state_key(tensors)
         plan = self._plan
         if plan is None or plan.key != key:
             plan = self._build_plan(key)
             self._plan = plan
         return plan
+
+    def _plan_tensors(self) -> list[Tensor]:
+        """Every parameter and buffer the plan is built from (walked directly: this runs on
+        every call, and `parameters()` is slow for small batches)."""
+        modules: list[nn.Module] = [self.initial_layer, self.final_layer]
+        for block in self.blocks:
+            modules.extend(block.linear_layers)
+            if block.use_batch_norm:
+                modules.extend(block.batch_norm_layers)
+        tensors = []
+        for module in modules:
+            tensors.extend(t for t in module._parameters.values() if t is not None)
+            tensors.extend(t for t in module._buffers.values() if t is not None)
+        return tensors
+
+    def state_key(self) -> tuple:
+        """Key of the parameters' current state (what `PreparedContext` terms are valid for)."""
+        return _state_key(self._plan_tensors())
 
     @torch.no_grad()
     def _build_plan(self, key: tuple) -> _ConditionerPlan:
