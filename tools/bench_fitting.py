@@ -33,7 +33,7 @@ import torch
 from pipeline.data import to_device
 from pipeline.fitting import body_keypoints, flow_decoder, freeze, regress
 from pipeline.runtime import pick_device
-from pipeline.session import config_registry, load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
     registry = config_registry(config)
-    entry = registry[args.dataset]
+    entry = registry_entry(registry, args.dataset)
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
     )

@@ -41,7 +41,7 @@ from pipeline.fitting import (
     regress,
 )
 from pipeline.runtime import pick_device
-from pipeline.session import config_registry, load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
     registry = config_registry(config)
-    if args.dataset not in registry:
-        raise SystemExit(f"--dataset {args.dataset!r} is not in the registry ({sorted(registry)})")
-    entry = registry[args.dataset]
+    entry = registry_entry(registry, args.dataset)
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
     )

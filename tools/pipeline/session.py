@@ -210,6 +210,17 @@ def config_registry(config: ProHMRConfig) -> dict[str, DatasetEntry]:
     )
 
 
+def registry_entry(registry: dict[str, DatasetEntry], name: str) -> DatasetEntry:
+    """The entry `name` of a dataset registry (`config_registry`), for the command-line tools.
+
+    Raises:
+        SystemExit: naming ``--dataset``, the name and the known names, if it is absent.
+    """
+    if name not in registry:
+        raise SystemExit(f"--dataset {name!r} is not in the registry ({sorted(registry)})")
+    return registry[name]
+
+
 def load_prohmr_checkpoint(
     path: str | Path, *, device: torch.device, overrides: list[str] | None = None
 ) -> tuple[ProHMR, ProHMRConfig]:

@@ -266,6 +266,16 @@ def _linear_residual(x: Tensor, residual: Tensor, weight: Tensor, bias: Tensor) 
     return torch.addmm(residual + bias, x, weight.t())
 
 
+def _with_context_term(
+    inputs: Tensor, input_weight: Tensor, per_context: Tensor, num_samples: int
+) -> Tensor:
+    """x_I·W_xᵀ + term: (M, in) rows, (B, H) terms shared by groups of N = M / B rows."""
+    if num_samples == 1 or per_context.shape[0] == 1:
+        return torch.addmm(per_context, inputs, input_weight.t())
+    hidden = F.linear(inputs, input_weight).view(per_context.shape[0], num_samples, -1)
+    return (hidden + per_context.unsqueeze(1)).view(inputs.shape[0], -1)
+
+
 def _affine_relu(x: Tensor, scale: Tensor | None, shift: Tensor | None) -> Tensor:
     """relu(scale·x + shift) (relu(x) when there is no batch norm)."""
     if scale is None:
@@ -416,14 +426,9 @@ class ResidualConditioner(nn.Module):
     def input_layer(self, inputs: Tensor, context: ContextLike) -> Tensor:
         """initial_layer([x_I, c]): (M, in), (M, C) or SharedContext((B, C), N) -> (M, H)."""
         if isinstance(context, SharedContext):
-            ctx, n = context.context, context.num_samples
-            per_context = self.context_term(ctx)
             input_weight = self.initial_layer.weight[:, : self.in_features]
-            if ctx.shape[0] == 1:
-                return torch.addmm(per_context, inputs, input_weight.t())
-            hidden = F.linear(inputs, input_weight)
-            hidden = hidden.view(ctx.shape[0], n, -1) + per_context.unsqueeze(1)
-            return hidden.view(inputs.shape[0], -1)
+            per_context = self.context_term(context.context)
+            return _with_context_term(inputs, input_weight, per_context, context.num_samples)
         return self.initial_layer(torch.cat((inputs, context), dim=1))
 
     def forward(self, inputs: Tensor, context: ContextLike) -> Tensor:
@@ -510,24 +515,18 @@ class ResidualConditioner(nn.Module):
         )
 
     def _forward_plan(self, plan: _ConditionerPlan, inputs: Tensor, context: ContextLike) -> Tensor:
+        num_samples = 1
         if isinstance(context, SharedContext):
-            ctx, n = context.context, context.num_samples
             entry = None if context.terms is None else context.terms.get(self)
+            num_samples = context.num_samples
+            context = context.context
             if entry is not None and entry[0] == plan.key:
                 per_context = entry[1]
             else:
-                per_context = F.linear(ctx, plan.context_weight, plan.input_bias)
-            if ctx.shape[0] == 1:
-                hidden = torch.addmm(per_context, inputs, plan.input_weight.t())
-            else:
-                hidden = F.linear(inputs, plan.input_weight).view(ctx.shape[0], n, -1)
-                hidden = (hidden + per_context.unsqueeze(1)).view(inputs.shape[0], -1)
+                per_context = F.linear(context, plan.context_weight, plan.input_bias)
         else:
-            hidden = torch.addmm(
-                F.linear(context, plan.context_weight, plan.input_bias),
-                inputs,
-                plan.input_weight.t(),
-            )
+            per_context = F.linear(context, plan.context_weight, plan.input_bias)
+        hidden = _with_context_term(inputs, plan.input_weight, per_context, num_samples)
         for block in plan.blocks:
             t = _affine_relu(hidden, block.scale0, block.shift0)
             t = _linear_relu(t, block.weight0, block.bias0)
