@@ -2,7 +2,13 @@
 
 import torch
 
-from pose_fitting._lbfgs import cubic_minimizer, strong_wolfe
+from pose_fitting._lbfgs import (
+    LBFGSState,
+    _direction,
+    _push_history,
+    cubic_minimizer,
+    strong_wolfe,
+)
 
 F64 = torch.float64
 
@@ -82,3 +88,57 @@ def test_strong_wolfe_leaves_inactive_items_at_step_zero():
     )  # fmt: skip
     assert t[1] == 0 and n[1] == 0 and f[1] == f0[1]
     assert t[0] > 0 and f[0] < f0[0]
+
+
+def _two_loop_direction(pairs, g, gamma):
+    """Reference: Nocedal & Wright Alg. 7.4 for one item, pairs oldest first."""
+    q = -g.clone()
+    alphas = []
+    for s, y in reversed(pairs):
+        alpha = (s @ q) / (y @ s)
+        q = q - alpha * y
+        alphas.append(alpha)
+    r = gamma * q
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        beta = (y @ r) / (y @ s)
+        r = r + s * (alpha - beta)
+    return r
+
+
+def test_compact_direction_equals_the_two_loop_recursion_per_item():
+    # Items with 0, 1, 3 and more pairs than the history keeps (the oldest are dropped); the
+    # pairs come from per-item convex quadratics, pushed through the state's update path.
+    generator = torch.Generator().manual_seed(3)
+    n, m = 6, 4
+    counts = [0, 1, 3, 7]
+    B = len(counts)
+    a = torch.randn(B, n, n, generator=generator, dtype=F64)
+    hessians = a @ a.mT / n + torch.eye(n, dtype=F64)
+    state = LBFGSState.initial(
+        torch.zeros(B, n, dtype=F64), torch.zeros(B, dtype=F64), torch.zeros(B, n, dtype=F64), m
+    )
+    kept = [[] for _ in range(B)]
+    for step in range(max(counts)):
+        s = torch.randn(B, n, generator=generator, dtype=F64)
+        y = torch.einsum("bij,bj->bi", hessians, s)
+        update = torch.tensor([step < c for c in counts])
+        _push_history(state, update, s, y, (s * y).sum(-1))
+        for b in range(B):
+            if step < counts[b]:
+                kept[b] = (kept[b] + [(s[b], y[b])])[-m:]
+    assert state.history_count.tolist() == [min(c, m) for c in counts]
+    state.g = torch.randn(B, n, generator=generator, dtype=F64)
+    d = _direction(state)
+    for b in range(B):
+        y_last = kept[b][-1][1] if kept[b] else None
+        gamma = 1.0 if y_last is None else (kept[b][-1][0] @ y_last) / (y_last @ y_last)
+        torch.testing.assert_close(state.h_diag[b], torch.as_tensor(gamma, dtype=F64))
+        expected = _two_loop_direction(kept[b], state.g[b], gamma)
+        torch.testing.assert_close(d[b], expected, rtol=1e-10, atol=1e-12)
+    # Each item's direction is computed the same way alone as in the batch, bit for bit.
+    for b in range(B):
+        alone = LBFGSState.initial(state.x[b : b + 1], state.f[b : b + 1], state.g[b : b + 1], m)
+        alone.s_history, alone.y_history = state.s_history[b : b + 1], state.y_history[b : b + 1]
+        alone.sy, alone.yy = state.sy[b : b + 1], state.yy[b : b + 1]
+        alone.h_diag = state.h_diag[b : b + 1]
+        assert torch.equal(_direction(alone)[0], d[b])

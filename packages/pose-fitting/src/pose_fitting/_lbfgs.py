@@ -5,8 +5,9 @@ length and its own line search. The objective is evaluated for the whole batch a
 per line-search round), but every decision (accept a step, shrink or grow it, stop) is taken per
 item from that item's numbers only, so an item follows exactly the path it would follow alone.
 Written from Nocedal & Wright, "Numerical Optimization" (2nd ed.), Algorithms 3.5/3.6 (strong
-Wolfe line search with cubic interpolation) and 7.4 (two-loop recursion); the step and stopping
-settings mirror `torch.optim.LBFGS` (initial step min(1, 1/‖g‖₁)·lr on an item's first
+Wolfe line search with cubic interpolation) and the compact form of the L-BFGS matrix (eq. 7.24,
+Byrd, Nocedal & Schnabel 1994; it equals the two-loop recursion of Algorithm 7.4); the step and
+stopping settings mirror `torch.optim.LBFGS` (initial step min(1, 1/‖g‖₁)·lr on an item's first
 iteration, curvature pairs kept when yᵀs > 1e-10, tolerance_grad / tolerance_change tests).
 """
 
@@ -188,14 +189,21 @@ def strong_wolfe(
 
 @dataclass
 class LBFGSState:
-    """Mutable per-item L-BFGS state (all tensors have the batch B first)."""
+    """Mutable per-item L-BFGS state (all tensors have the batch B first).
+
+    The m history slots of an item hold its curvature pairs oldest first, the valid ones in the
+    last `history_count` slots; the slots before them are zero. `sy` and `yy` keep the inner
+    products of the pairs (sy[i, j] = sᵢᵀyⱼ, yy[i, j] = yᵢᵀyⱼ), updated as pairs enter, for the
+    compact form of the inverse-Hessian product (`_direction`).
+    """
 
     x: Tensor  # (B, n)
     f: Tensor  # (B,)
     g: Tensor  # (B, n)
     s_history: Tensor  # (B, m, n), most recent last
     y_history: Tensor  # (B, m, n)
-    rho_history: Tensor  # (B, m)
+    sy: Tensor  # (B, m, m)
+    yy: Tensor  # (B, m, m)
     history_count: Tensor  # (B,) long, valid pairs are the last `count` slots
     h_diag: Tensor  # (B,) initial inverse-Hessian scale
     d: Tensor  # (B, n) last direction
@@ -207,13 +215,15 @@ class LBFGSState:
     @classmethod
     def initial(cls, x: Tensor, f: Tensor, g: Tensor, history_size: int) -> LBFGSState:
         B, n = x.shape
+        m = history_size
         return cls(
             x=x,
             f=f,
             g=g,
-            s_history=x.new_zeros(B, history_size, n),
-            y_history=x.new_zeros(B, history_size, n),
-            rho_history=x.new_zeros(B, history_size),
+            s_history=x.new_zeros(B, m, n),
+            y_history=x.new_zeros(B, m, n),
+            sy=x.new_zeros(B, m, m),
+            yy=x.new_zeros(B, m, m),
             history_count=torch.zeros(B, dtype=torch.long, device=x.device),
             h_diag=x.new_ones(B),
             d=torch.zeros_like(x),
@@ -224,50 +234,77 @@ class LBFGSState:
         )
 
 
+def _rows_dot(a: Tensor, b: Tensor) -> Tensor:
+    """Σ over the last dimension of a·b, one row at a time.
+
+    Written as a product and a sum (not a batched matrix product) so that every item's numbers
+    are computed the same way whatever the batch: fitting items together equals fitting each
+    alone, bit for bit.
+    """
+    return (a * b).sum(dim=-1)
+
+
 def _push_history(state: LBFGSState, update: Tensor, s: Tensor, y: Tensor, ys: Tensor) -> None:
-    """Append (s, y, 1/yᵀs) to the histories of the items in `update` (dropping the oldest)."""
+    """Append (s, y) to the histories of the items in `update` (dropping the oldest)."""
     m = state.s_history.shape[1]
     if m == 0:
         return
     rolled_s = torch.cat([state.s_history[:, 1:], s.unsqueeze(1)], dim=1)
     rolled_y = torch.cat([state.y_history[:, 1:], y.unsqueeze(1)], dim=1)
-    rho = torch.where(update, 1.0 / torch.where(update, ys, torch.ones_like(ys)), ys.new_zeros(()))
-    rolled_rho = torch.cat([state.rho_history[:, 1:], rho.unsqueeze(1)], dim=1)
+    # New last row and column of the inner-product matrices (the rest moves up-left by one).
+    s_dot_y = _rows_dot(rolled_y, s.unsqueeze(1))  # (B, m): sᵀyⱼ, last entry sᵀy
+    old_s_dot_y = _rows_dot(rolled_s[:, :-1], y.unsqueeze(1))  # (B, m-1): sᵢᵀy
+    y_dot_y = _rows_dot(rolled_y, y.unsqueeze(1))  # (B, m): yᵀyⱼ
+    rolled_sy = torch.cat(
+        [torch.cat([state.sy[:, 1:, 1:], old_s_dot_y.unsqueeze(-1)], dim=2), s_dot_y.unsqueeze(1)],
+        dim=1,
+    )
+    rolled_yy = torch.cat(
+        [torch.cat([state.yy[:, 1:, 1:], y_dot_y[:, :-1, None]], dim=2), y_dot_y.unsqueeze(1)],
+        dim=1,
+    )
     state.s_history = _where(update, rolled_s, state.s_history)
     state.y_history = _where(update, rolled_y, state.y_history)
-    state.rho_history = _where(update, rolled_rho, state.rho_history)
+    state.sy = _where(update, rolled_sy, state.sy)
+    state.yy = _where(update, rolled_yy, state.yy)
     state.history_count = torch.where(
         update, (state.history_count + 1).clamp_max(m), state.history_count
     )
-    yy = (y * y).sum(dim=-1)
+    yy = y_dot_y[:, -1]
     state.h_diag = torch.where(
         update, ys / torch.where(update, yy, torch.ones_like(yy)), state.h_diag
     )
 
 
 def _direction(state: LBFGSState) -> Tensor:
-    """Two-loop recursion (Nocedal & Wright Alg. 7.4) per item: d = -H·g."""
+    """d = -H·g per item, H the L-BFGS inverse-Hessian approximation of the item's history.
+
+    Uses the compact representation (Byrd, Nocedal & Schnabel 1994, eq. 2.6; Nocedal & Wright
+    eq. 7.24 for H): with S, Y the pairs as rows, R the upper triangle of SYᵀ, D its diagonal and
+    γ = `h_diag`,
+
+        H·g = γ·g + Sᵀu − γ·Yᵀa,   a = R⁻¹·(S·g),   u = R⁻ᵀ·(D·a + γ·(YYᵀ·a − Y·g)),
+
+    the same H as the two-loop recursion (Nocedal & Wright Alg. 7.4), in a fixed number of
+    tensor operations instead of two passes over up to m pairs. Empty slots (before an item's
+    first pairs) are zero rows; their diagonal entry of R is set to 1, which makes their
+    coefficients exactly 0.
+    """
+    g = state.g
+    gamma = state.h_diag.unsqueeze(-1)
     m = state.s_history.shape[1]
-    max_count = int(state.history_count.max()) if m > 0 else 0
-    q = -state.g
-    first = m - max_count
-    alphas: list[Tensor] = []
-    for i in range(m - 1, first - 1, -1):
-        valid = i >= m - state.history_count
-        alpha = torch.where(
-            valid, state.rho_history[:, i] * (state.s_history[:, i] * q).sum(-1), q.new_zeros(())
-        )
-        q = q - alpha.unsqueeze(-1) * state.y_history[:, i]
-        alphas.append(alpha)
-    alphas.reverse()
-    r = q * state.h_diag.unsqueeze(-1)
-    for k, i in enumerate(range(first, m)):
-        valid = i >= m - state.history_count
-        beta = torch.where(
-            valid, state.rho_history[:, i] * (state.y_history[:, i] * r).sum(-1), r.new_zeros(())
-        )
-        r = r + state.s_history[:, i] * (alphas[k] - beta).unsqueeze(-1)
-    return r
+    if m == 0:
+        return -(gamma * g)
+    S, Y = state.s_history, state.y_history
+    s_g = _rows_dot(S, g.unsqueeze(1))  # (B, m)
+    y_g = _rows_dot(Y, g.unsqueeze(1))
+    diag = torch.diagonal(state.sy, dim1=-2, dim2=-1)
+    r = torch.triu(state.sy) + torch.diag_embed((diag == 0).to(diag.dtype))
+    a = torch.linalg.solve_triangular(r, s_g.unsqueeze(-1), upper=True).squeeze(-1)
+    rhs = diag * a + gamma * (_rows_dot(state.yy, a.unsqueeze(1)) - y_g)
+    u = torch.linalg.solve_triangular(r.mT, rhs.unsqueeze(-1), upper=False).squeeze(-1)
+    hg = gamma * g + (S * u.unsqueeze(-1)).sum(dim=1) - gamma * (Y * a.unsqueeze(-1)).sum(dim=1)
+    return -hg
 
 
 def lbfgs_iteration(
