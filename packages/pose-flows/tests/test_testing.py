@@ -108,3 +108,18 @@ def test_the_battery_passes_without_onednn(monkeypatch):
 
     monkeypatch.setattr(layers, "_ONEDNN_LINEAR", None)
     check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
+
+
+def test_catches_a_wrong_inverse_plan(monkeypatch):
+    # A plan of the whole inverse that forgets the folded biases (ActNorm and LU shifts and the
+    # coupling network's final bias) must fail the battery.
+    build = ConditionalGlow._build_inverse_plan
+
+    def without_bias(self, key):
+        plan = build(self, key)
+        layers = tuple(layer._replace(bias=torch.zeros_like(layer.bias)) for layer in plan.layers)
+        return plan._replace(layers=layers)
+
+    monkeypatch.setattr(ConditionalGlow, "_build_inverse_plan", without_bias)
+    with pytest.raises(AssertionError, match="inference plan"):
+        _check_inference_plan(_flow64(), 5, 3, 0)

@@ -13,6 +13,7 @@ fork's `dummy_buffer`s: `_transform._transforms.{k}.…`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal, NamedTuple
 
 import torch
@@ -21,7 +22,14 @@ from nflows.transforms.base import CompositeTransform
 from nflows.transforms.coupling import AdditiveCouplingTransform, AffineCouplingTransform
 from torch import Tensor, nn
 
-from pose_flows.layers import ActNorm, LULinear, ResidualConditioner, SharedContext
+from pose_flows import layers as _layers
+from pose_flows.layers import (
+    ActNorm,
+    LULinear,
+    ResidualConditioner,
+    SharedContext,
+    _ConditionerPlan,
+)
 
 __all__ = ["ConditionalGlow", "FlowLogProb", "FlowSample", "PreparedContext"]
 
@@ -56,6 +64,27 @@ class FlowLogProb(NamedTuple):
 
     log_prob: Tensor
     z: Tensor
+
+
+class _InverseLayerPlan(NamedTuple):
+    """One additive layer of the inverse flow, folded: u -> u·Aᵀ + h(u_I)·Vᵀ + b.
+
+    The coupling's inverse (u_T -= W_o·h + b_o), then LULinear⁻¹ and ActNorm⁻¹ (both affine)
+    make one affine map of u and of the conditioner's last hidden layer h.
+    """
+
+    net: ResidualConditioner
+    net_plan: _ConditionerPlan
+    identity: Tensor  # (D_I,) long: the coupling's identity features
+    weight_t: Tensor  # (D, D) Aᵀ
+    hidden_weight_t: Tensor  # (H, D) Vᵀ = -(A[:, T]·W_o)ᵀ
+    bias: Tensor  # (D,)
+
+
+class _InversePlan(NamedTuple):
+    key: tuple
+    layers: tuple[_InverseLayerPlan, ...]  # noise -> data order
+    logabsdet: Tensor  # () log|det| of the whole inverse (constant for additive couplings)
 
 
 class PreparedContext(NamedTuple):
@@ -163,6 +192,7 @@ class ConditionalGlow(nn.Module):
             mask = -mask
         self._transform = CompositeTransform(transforms)
         self._distribution = StandardNormal([features])
+        self._inverse_plan: _InversePlan | None = None
 
     # ---------------------------------------------------------------------------------------
     # helpers
@@ -310,7 +340,12 @@ class ConditionalGlow(nn.Module):
         num = z.shape[1]
         rows = z.reshape(batch_size * num, self.features)
         row_context = self._row_context(context, num, prepared)
-        x, logabsdet = self._transform.inverse(rows, context=row_context)
+        plan = self._usable_inverse_plan()
+        if plan is not None:
+            x = self._run_inverse_plan(plan, rows, row_context)
+            logabsdet = plan.logabsdet.expand(rows.shape[0])
+        else:
+            x, logabsdet = self._transform.inverse(rows, context=row_context)
         log_prob = self._base_log_prob(rows) - logabsdet
         return FlowSample(x.view(batch_size, num, self.features), log_prob.view(batch_size, num), z)
 
@@ -336,6 +371,103 @@ class ConditionalGlow(nn.Module):
             for net in self.conditioners:
                 terms[net] = (net.state_key(), net.context_term(context))
         return PreparedContext(context, terms)
+
+    # ---------------------------------------------------------------------------------------
+    # inference plan of the whole inverse (additive couplings)
+
+    def _usable_inverse_plan(self) -> _InversePlan | None:
+        """The cached plan of the inverse flow, (re)built if stale; None when it must not run.
+
+        Used by `sample` for additive couplings in eval mode, when no gradient with respect to
+        any parameter is recorded and every coupling network may run its own plan
+        (`ResidualConditioner.use_inference_plan`). Each layer's coupling inverse, LULinear⁻¹
+        and ActNorm⁻¹ become one affine map of the latents and of the coupling network's last
+        hidden layer, so a layer costs the conditioner's hidden layers plus two matrix
+        products (no feature gathers and scatters, no separate affine passes). Keyed like the
+        conditioner plans on every parameter's and buffer's identity, storage and version.
+        """
+        if self.training or self.coupling != "additive":
+            return None
+        transforms = self._transform._transforms
+        recording = torch.is_grad_enabled()
+        net_keys = []
+        others: list[Tensor] = []
+        for i in range(0, len(transforms), 3):
+            actnorm, lu, coupling = transforms[i], transforms[i + 1], transforms[i + 2]
+            net = coupling.transform_net
+            if not net.use_inference_plan:
+                return None
+            tensors = net._plan_tensors()
+            others.extend((actnorm.log_scale, actnorm.shift, lu.bias, *lu._lu_parameters()))
+            others.append(coupling.identity_features)
+            if recording and any(t.requires_grad for t in tensors):
+                return None
+            net_keys.append(_layers._state_key(tensors))
+        if recording and any(t.requires_grad for t in others):
+            return None
+        key = (tuple(net_keys), _layers._state_key(others))
+        plan = self._inverse_plan
+        if plan is None or plan.key != key:
+            plan = self._build_inverse_plan(key)
+            self._inverse_plan = plan
+        return plan
+
+    @torch.no_grad()
+    def _build_inverse_plan(self, key: tuple) -> _InversePlan:
+        transforms = self._transform._transforms
+        net_keys = key[0]
+        layers = []
+        logabsdet = torch.zeros((), dtype=torch.float64)
+        for k in reversed(range(len(transforms) // 3)):
+            actnorm, lu, coupling = transforms[3 * k], transforms[3 * k + 1], transforms[3 * k + 2]
+            net = coupling.transform_net
+            net_plan = net._plan_for(net_keys[k])
+            dtype = net_plan.final_weight.dtype
+            # ActNorm⁻¹(LU⁻¹(y)) = A·y + c, A = diag(1/s)·W⁻¹, c = -(W⁻¹·b_LU + shift)/s.
+            inverse_scale = torch.exp(-actnorm.log_scale.double())
+            w_inv = lu._usable_cache().inverse.double()
+            a = inverse_scale[:, None] * w_inv
+            c = -(w_inv @ lu.bias.double() + actnorm.shift.double()) * inverse_scale
+            # The coupling's inverse first: u_T -= W_o·h + b_o.
+            a_t = a[:, coupling.transform_features]
+            hidden_weight = -(a_t @ net_plan.final_weight.double())
+            bias = c - a_t @ net_plan.final_bias.double()
+            layers.append(
+                _InverseLayerPlan(
+                    net=net,
+                    net_plan=net_plan,
+                    identity=coupling.identity_features,
+                    weight_t=a.T.to(dtype).contiguous(),
+                    hidden_weight_t=hidden_weight.T.to(dtype).contiguous(),
+                    bias=bias.to(dtype),
+                )
+            )
+            logabsdet = logabsdet - lu._usable_cache().logabsdet.double()
+            logabsdet = logabsdet - actnorm.log_scale.double().sum()
+        return _InversePlan(key, tuple(layers), logabsdet.to(self._inverse_dtype()))
+
+    def _inverse_dtype(self) -> torch.dtype:
+        return self.actnorms[0].log_scale.dtype
+
+    @staticmethod
+    def _run_inverse_plan(plan: _InversePlan, rows: Tensor, context: object) -> Tensor:
+        u = rows
+        for layer in plan.layers:
+            hidden = layer.net._hidden_plan(
+                layer.net_plan, u.index_select(1, layer.identity), context
+            )
+            u = torch.addmm(
+                torch.addmm(layer.bias, u, layer.weight_t), hidden, layer.hidden_weight_t
+            )
+        return u
+
+    def train(self, mode: bool = True) -> ConditionalGlow:
+        self._inverse_plan = None
+        return super().train(mode)
+
+    def _apply(self, fn: Callable, *args: object, **kwargs: object) -> ConditionalGlow:
+        self._inverse_plan = None
+        return super()._apply(fn, *args, **kwargs)
 
     def initialize(self, x: Tensor, context: Tensor, *, reinitialize: bool = False) -> None:
         """Data-dependent ActNorm initialisation from a batch, in any mode (facts §1.2).

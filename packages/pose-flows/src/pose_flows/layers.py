@@ -456,7 +456,10 @@ class ResidualConditioner(nn.Module):
         tensors = self._plan_tensors()
         if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
             return None
-        key = _state_key(tensors)
+        return self._plan_for(_state_key(tensors))
+
+    def _plan_for(self, key: tuple) -> _ConditionerPlan:
+        """The cached plan if it was built for `key` (from `state_key`), else a new one."""
         plan = self._plan
         if plan is None or plan.key != key:
             plan = self._build_plan(key)
@@ -515,6 +518,11 @@ class ResidualConditioner(nn.Module):
         )
 
     def _forward_plan(self, plan: _ConditionerPlan, inputs: Tensor, context: ContextLike) -> Tensor:
+        hidden = self._hidden_plan(plan, inputs, context)
+        return F.linear(hidden, plan.final_weight, plan.final_bias)
+
+    def _hidden_plan(self, plan: _ConditionerPlan, inputs: Tensor, context: ContextLike) -> Tensor:
+        """The plan up to the last residual block: (M, H), the final layer's input."""
         num_samples = 1
         if isinstance(context, SharedContext):
             entry = None if context.terms is None else context.terms.get(self)
@@ -531,7 +539,7 @@ class ResidualConditioner(nn.Module):
             t = _affine_relu(hidden, block.scale0, block.shift0)
             t = _linear_relu(t, block.weight0, block.bias0)
             hidden = _linear_residual(t, hidden, block.weight1, block.bias1)
-        return F.linear(hidden, plan.final_weight, plan.final_bias)
+        return hidden
 
     def train(self, mode: bool = True) -> ResidualConditioner:
         self._plan = None
