@@ -266,4 +266,5 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     report = json.loads(out.read_text())
     assert {row["body_path"] for row in report["fits"]} == {"fast", "full"}
     assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
+    assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])  # default --repeats
     assert len(report["evaluation_ms"]) == 3

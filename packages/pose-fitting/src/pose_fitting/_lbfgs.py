@@ -263,10 +263,18 @@ def _push_history(state: LBFGSState, update: Tensor, s: Tensor, y: Tensor, ys: T
         [torch.cat([state.yy[:, 1:, 1:], y_dot_y[:, :-1, None]], dim=2), y_dot_y.unsqueeze(1)],
         dim=1,
     )
-    state.s_history = _where(update, rolled_s, state.s_history)
-    state.y_history = _where(update, rolled_y, state.y_history)
-    state.sy = _where(update, rolled_sy, state.sy)
-    state.yy = _where(update, rolled_yy, state.yy)
+    if bool(update.all()):  # the common case: skip four selections over the histories
+        state.s_history, state.y_history, state.sy, state.yy = (
+            rolled_s,
+            rolled_y,
+            rolled_sy,
+            rolled_yy,
+        )
+    else:
+        state.s_history = _where(update, rolled_s, state.s_history)
+        state.y_history = _where(update, rolled_y, state.y_history)
+        state.sy = _where(update, rolled_sy, state.sy)
+        state.yy = _where(update, rolled_yy, state.yy)
     state.history_count = torch.where(
         update, (state.history_count + 1).clamp_max(m), state.history_count
     )
