@@ -225,8 +225,8 @@ class _FastJoints(nn.Module):
             world.append(parent @ levels[d])
         world_rot = torch.cat(world, dim=1).index_select(1, self.level_inverse)
         parent_index = self.parent_index[1:]
-        offsets = (rest[:, 1:] - rest[:, parent_index]).unsqueeze(-1)
-        moves = (world_rot[:, parent_index] @ offsets).squeeze(-1)
+        offsets = (rest[:, 1:] - rest.index_select(1, parent_index)).unsqueeze(-1)
+        moves = (world_rot.index_select(1, parent_index) @ offsets).squeeze(-1)
         moves = torch.cat([rest[:, :1], moves], dim=1)
         world_pos = torch.einsum("jk,mkc->mjc", self.ancestors, moves)
         return world_rot, world_pos

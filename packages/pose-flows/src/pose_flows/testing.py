@@ -594,9 +594,7 @@ def _check_inference_plan(flow: ConditionalGlow, b: int, n: int, seed: int) -> N
         close(actual, reference, what)
     _expect(all(net._plan is not None for net in nets), "eval no-grad calls must build a plan")
     if flow.coupling == "additive":
-        _expect(
-            flow._inverse_plan is not None, "eval no-grad sampling must plan the whole inverse"
-        )
+        _expect(flow._inverse_plan is not None, "eval no-grad sampling must plan the whole inverse")
     for actual, reference, what in zip(
         run(flow.prepare_context(c), plan=True),
         expected,
