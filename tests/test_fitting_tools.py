@@ -123,6 +123,45 @@ def test_decoder_and_body_paths_match_the_model(loaded) -> None:
         decoder(torch.zeros(2, 144))
 
 
+def test_frozen_decoder_equals_the_sampling_path_and_follows_no_stale_weights(loaded) -> None:
+    from pipeline.fitting import flow_decoder
+
+    model, _ = loaded
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, model.backbone.num_features, generator=generator)
+    z = torch.randn(2, 144, generator=generator)
+    weights = torch.randn(2, 24, 3, 3, generator=generator)
+    glow = model.flow.flow
+    frozen = flow_decoder(model, features)  # frozen model: ConditionalGlow.frozen_inverse
+
+    def value_and_grad(decoder):
+        latent = z.clone().requires_grad_(True)
+        orient, pose = decoder(latent)
+        rotations = torch.cat([orient, pose], dim=1)
+        (rotations * weights).sum().backward()
+        return rotations.detach(), latent.grad
+
+    expected = value_and_grad(frozen)
+    glow.requires_grad_(True)  # parameters that need grad: the sampling path
+    try:
+        actual = value_and_grad(flow_decoder(model, features))
+    finally:
+        glow.requires_grad_(False)
+        model.zero_grad(set_to_none=True)
+    for a, e in zip(actual, expected, strict=True):
+        torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
+    shift = glow.actnorms[0].shift
+    saved = shift.detach().clone()
+    with torch.no_grad():
+        shift.add_(0.1)
+    try:
+        with pytest.raises(RuntimeError, match="changed since it was built"):
+            frozen(z)
+    finally:
+        with torch.no_grad():
+            shift.copy_(saved)
+
+
 def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
     from pipeline.fitting import fit_pose_gmm, load_pose_prior
 

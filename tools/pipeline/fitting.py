@@ -83,6 +83,13 @@ def regress(
 def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
+    With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
+    `ConditionalGlow.frozen_inverse`: the inverse with the features' terms computed once, and
+    gradients to z only. It holds the flow's parameters as they are now, and raises
+    RuntimeError if they change in place later (build a new decoder then). Otherwise (a
+    parameter that requires grad, affine couplings) each call goes through the flow's
+    ``sample`` with the features' terms prepared once.
+
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
         features: (B, C) backbone features of the B images (constants of the fit).
@@ -95,9 +102,18 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
         raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
     context = features.detach().float()
     glow = model.flow.flow
-    # The coupling networks' context terms are constants of the fit: computed once here
-    # (used while the flow is in eval mode with frozen parameters; see `freeze`).
-    prepared = glow.prepare_context(context)
+    if glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters()):
+        inverse = glow.frozen_inverse(context)
+
+        def flow(z: Tensor) -> Tensor:
+            return inverse(z.to(context.dtype))
+
+    else:
+        # The coupling networks' context terms are constants of the fit: computed once here.
+        prepared = glow.prepare_context(context)
+
+        def flow(z: Tensor) -> Tensor:
+            return glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
 
     def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
         if z.shape[0] != context.shape[0]:
@@ -106,8 +122,7 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
             )
         # The pose head without its FC head (betas and camera are not needed): the flow's
         # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
-        pose_6d = glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
-        rotmats = pg.rot6d_to_rotmat(pose_6d.reshape(-1, 24, 6))
+        rotmats = pg.rot6d_to_rotmat(flow(z).reshape(-1, 24, 6))
         return rotmats[:, :1], rotmats[:, 1:]
 
     return decoder

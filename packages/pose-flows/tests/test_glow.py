@@ -310,3 +310,82 @@ def test_rejects_bad_shapes_with_clear_messages():
         TypeError, match=r"`context` must be a torch\.Tensor or a PreparedContext, got list"
     ):
         flow.sample([[0.0, 0.0]], 2)
+
+
+def frozen_flow(coupling="additive", **options):
+    torch.manual_seed(3)
+    flow = ConditionalGlow(
+        features=6,
+        context_features=4,
+        hidden_features=16,
+        num_layers=2,
+        coupling=coupling,
+        **options,
+    )
+    flow.initialize(torch.randn(32, 6), torch.randn(32, 4))
+    return flow.eval().requires_grad_(False)
+
+
+def test_frozen_inverse_equals_sampling_and_differentiates_the_latents():
+    flow = frozen_flow()
+    context = torch.randn(3, 4)
+    z = torch.randn(3, 5, 6)
+    inverse = flow.frozen_inverse(flow.prepare_context(context))
+    expected = flow.sample(context, z=z)
+    torch.testing.assert_close(inverse(z), expected.x, atol=1e-6, rtol=0)
+    # log p(x | c) = log N(z) - log|det| of the inverse
+    base = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    torch.testing.assert_close(base - inverse.logabsdet, expected.log_prob, atol=1e-5, rtol=0)
+    assert inverse.batch_size == 3 and inverse.features == 6
+    weights = torch.randn(3, 6)
+    latent = z[:, 0].clone().requires_grad_(True)
+    (inverse(latent) * weights).sum().backward()
+    reference = z[:, 0].clone().requires_grad_(True)
+    for net in flow.conditioners:
+        net.use_inference_plan = False
+    (flow.sample(context, z=reference[:, None]).x[:, 0] * weights).sum().backward()
+    torch.testing.assert_close(latent.grad, reference.grad, atol=1e-6, rtol=0)
+    assert latent.grad.abs().max() > 0
+
+
+def test_frozen_inverse_refuses_what_it_cannot_do():
+    context = torch.randn(2, 4)
+    with pytest.raises(ValueError, match="additive"):
+        frozen_flow("affine").frozen_inverse(context)
+    flow = frozen_flow()
+    with pytest.raises(ValueError, match="eval mode"):
+        flow.train().frozen_inverse(context)
+    flow.eval()
+    flow.conditioners[0].final_layer.bias.requires_grad_(True)
+    with pytest.raises(ValueError, match=r"final_layer\.bias.*requires grad"):
+        flow.frozen_inverse(context)
+    flow.requires_grad_(False)
+    with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
+        flow.frozen_inverse(torch.randn(2, 5))
+    with pytest.raises(ValueError, match="float32"):
+        flow.frozen_inverse(context.double())
+    inverse = flow.frozen_inverse(context)
+    with pytest.raises(ValueError, match=r"\(2, 6\) or \(2, N, 6\)"):
+        inverse(torch.randn(3, 6))
+    with pytest.raises(ValueError, match="float32"):
+        inverse(torch.randn(2, 6, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"torch\.Tensor"):
+        inverse([0.0] * 6)
+
+
+def test_frozen_inverse_refuses_to_run_once_the_flow_or_contexts_change():
+    flow = frozen_flow()
+    context = torch.randn(2, 4)
+    z = torch.randn(2, 6)
+    inverse = flow.frozen_inverse(context)
+    before = inverse(z)
+    with torch.no_grad():
+        flow.actnorms[1].shift.add_(0.5)
+    with pytest.raises(RuntimeError, match="changed since it was built"):
+        inverse(z)
+    after = flow.frozen_inverse(context)(z)
+    assert not torch.allclose(after, before)
+    inverse = flow.frozen_inverse(context)
+    context.mul_(2.0)
+    with pytest.raises(RuntimeError, match="changed since it was built"):
+        inverse(z)

@@ -12,7 +12,13 @@ context, D flow features, C context features.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from pose_flows.glow import ConditionalGlow, FlowLogProb, FlowSample, PreparedContext
+from pose_flows.glow import (
+    ConditionalGlow,
+    FlowLogProb,
+    FlowSample,
+    FrozenInverse,
+    PreparedContext,
+)
 from pose_flows.heads import (
     FCHead,
     PoseHeadOutput,
@@ -41,6 +47,7 @@ __all__ = [
     "FCHead",
     "FlowLogProb",
     "FlowSample",
+    "FrozenInverse",
     "LULinear",
     "LoadedStateDict",
     "PoseHeadOutput",

@@ -22,7 +22,8 @@ trivially) and asserts:
   path in values and in gradients with respect to the latents (frozen parameters), follows
   in-place changes of parameters and batch-norm statistics, and is cleared by `train()`;
   `prepare_context` gives the same samples and log-densities as the tensor context, also after
-  the parameters change;
+  the parameters change; for additive couplings, `frozen_inverse` gives the same samples and
+  gradients with respect to the latents, and refuses to run once the parameters changed;
 - the state dict has the original's names and shapes (facts §12.3) and an original-layout state
   dict (with the fork's `dummy_buffer`s) loads strictly.
 
@@ -622,6 +623,23 @@ def _check_inference_plan(flow: ConditionalGlow, b: int, n: int, seed: int) -> N
         grads.append(latent.grad)
     for grad, what in zip(grads[1:], ("plan", "prepared context"), strict=True):
         close(grad, grads[0], f"gradient with respect to z ({what})")
+    frozen = None
+    if flow.coupling == "additive":  # the frozen inverse (fitting's decoder)
+        _set_plan(flow, False)
+        latent = z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            flow.sample(c, z=latent).x.square().sum().backward()
+        frozen = flow.frozen_inverse(c)
+        _expect(
+            torch.equal(frozen.logabsdet, flow._inverse_plan.logabsdet),
+            "frozen_inverse must carry the plan's log|det|",
+        )
+        close(frozen(z), expected[0], "frozen_inverse samples")
+        close(frozen(z[:, 0]), expected[0][:, 0], "frozen_inverse samples, (B, D) latents")
+        mine = z.clone().requires_grad_(True)
+        with torch.enable_grad():
+            frozen(mine).square().sum().backward()
+        close(mine.grad, latent.grad, "frozen_inverse gradient with respect to z")
     for parameter, flag in zip(flow.parameters(), flags, strict=True):
         parameter.requires_grad_(flag)
 
@@ -652,6 +670,17 @@ def _check_inference_plan(flow: ConditionalGlow, b: int, n: int, seed: int) -> N
     _expect(
         not torch.allclose(changed[0], expected[0]), "the parameter change must alter the samples"
     )
+    if frozen is not None:
+        try:
+            frozen(z)
+        except RuntimeError as err:
+            _expect("changed" in str(err), f"unexpected message: {err}")
+        else:
+            raise AssertionError("a FrozenInverse must refuse to run after the parameters changed")
+        flow.requires_grad_(False)
+        close(flow.frozen_inverse(c)(z), changed[0], "a new frozen_inverse after the change")
+        for parameter, flag in zip(flow.parameters(), flags, strict=True):
+            parameter.requires_grad_(flag)
     flow.train()
     _expect(all(net._plan is None for net in nets), "train() must clear the inference plan")
     flow.double().eval()
