@@ -303,7 +303,10 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert {row["body_path"] for row in report["fits"]} == {"fast", "full"}
+    assert {row["body_path"] for row in report["fits"]} == {"fast", "full", "stand-in"}
     assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
     assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])  # default --repeats
-    assert len(report["evaluation_ms"]) == 3
+    assert set(report["evaluation_ms"]) == {"2"} and len(report["evaluation_ms"]["2"]) == 3
+    # the bound is the stand-in body's per-evaluation speed-up over the full path
+    stand_in = next(row for row in report["fits"] if row["body_path"] == "stand-in")
+    assert report["bound_per_evaluation"]["2"] == stand_in["ratio_per_evaluation_vs_full"] > 0

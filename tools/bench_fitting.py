@@ -9,15 +9,18 @@ decoder of the checkpoint's flow, 30 outer L-BFGS iterations (early stopping off
 do the same outer iterations; each iteration runs up to 20 inner iterations with a strong-Wolfe
 line search), once with the body model's joints-only path (`BodyModel.keypoints_only`, what
 the fitting tools use) and once with the full forward (all vertices, then the keypoint
-regressors, as the original evaluates SMPL at every step), in the same process. The two paths
-run in alternating rounds (``--repeats``, default 3); printed are the fastest round's time per
-image, objective evaluations and time per evaluation of each path, the median over rounds of
-the per-round full / fast ratios (the machine's load drifts; a ratio taken within a round is
-what compares), and the cost of one evaluation (forward + backward) split into decoder and body
-model. Timings are wall-clock on
-the CPU threads given by ``--threads`` (or the device chosen). The per-item L-BFGS evaluates the
-objective for the whole batch whenever any item needs a value, so a batch runs more objective
-evaluations than a single image; the table counts the batched calls.
+regressors, as the original evaluates SMPL at every step), in the same process, and once more
+with a stand-in body model of three tensor operations. The paths run in alternating rounds
+(``--repeats``, default 3); printed are the fastest round's time per image, objective
+evaluations and time per evaluation of each path, and the median over rounds of the per-round
+full / fast ratios (the machine's load drifts; a ratio taken within a round is what compares).
+The stand-in's evaluations cost what every path shares (decoder, loss terms, autograd, L-BFGS
+bookkeeping) and almost nothing more, so full / stand-in per evaluation bounds the speed-up
+per evaluation that any body model could give at that batch size. Last, per batch size, the
+cost of one evaluation (forward + backward) split into decoder and body models. Timings are
+wall-clock on the CPU threads given by ``--threads`` (or the device chosen). The per-item
+L-BFGS evaluates the objective for the whole batch whenever any item needs a value, so a batch
+runs more objective evaluations than a single image; the table counts the batched calls.
 
 On a CPU shared with other jobs, ``--threads 2`` can be an order of magnitude slower than
 ``--threads 1`` for these small tensors (OpenMP threads wait for each other at every operation);
@@ -42,6 +45,9 @@ from pipeline.session import config_registry, load_prohmr_checkpoint, registry_e
 import pose_data as pdata
 import pose_geometry as pg
 from pose_fitting import KeypointFittingOptions, StoppingRules, fit_keypoints
+
+FULL_BODY = "body, full path (vertices)"
+STAND_IN = "stand-in"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,28 +88,21 @@ def main(argv: list[str] | None = None) -> int:
         stop_on_increase=False,
     )
     options = KeypointFittingOptions(stopping=stopping)
-    paths = ("full", "fast")
-    rows, results = [], []
+    paths = ("full", "fast", STAND_IN)
+    rows, results, bounds = [], [], {}
     # warm-up (allocator, LU caches, first-call overheads)
-    _fit(model, _batch(dataset, 2, device), "fast", options, args.focal_px, iterations=1)
-    _fit(model, _batch(dataset, 2, device), "full", options, args.focal_px, iterations=1)
+    for path in paths:
+        _fit(model, _batch(dataset, 2, device), path, options, args.focal_px, iterations=1)
     for size in args.batch_sizes:
         batch = _batch(dataset, size, device)
-        # Rounds alternate the order of the two paths; the CPU may be shared, so the speed-up
-        # reported is the median over rounds of each round's full / fast ratio.
+        # Rounds alternate the order of the paths; the CPU may be shared, so the ratios
+        # reported are medians over rounds of ratios taken within a round.
         runs: dict[str, list[tuple[float, int]]] = {p: [] for p in paths}
         for r in range(args.repeats):
             for path in paths if r % 2 == 0 else paths[::-1]:
                 runs[path].append(_fit(model, batch, path, options, args.focal_px))
+
         measured = {p: min(runs[p]) for p in paths}
-        ratio_per_image = statistics.median(
-            full[0] / fast[0] for full, fast in zip(runs["full"], runs["fast"], strict=True)
-        )
-        ratio_per_eval = statistics.median(
-            (full[0] / full[1]) / (fast[0] / fast[1])
-            for full, fast in zip(runs["full"], runs["fast"], strict=True)
-        )
-        per_eval = {p: measured[p][0] / measured[p][1] for p in paths}
         for path in paths:
             seconds, evaluations = measured[path]
             row = {
@@ -112,20 +111,34 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_total": seconds,
                 "seconds_per_image": seconds / size,
                 "evaluations": evaluations,
-                "ms_per_evaluation": 1000 * per_eval[path],
-                "ratio_per_image_vs_full": 1.0 if path == "full" else ratio_per_image,
-                "ratio_per_evaluation_vs_full": 1.0 if path == "full" else ratio_per_eval,
+                "ms_per_evaluation": 1000 * seconds / evaluations,
+                "ratio_per_image_vs_full": _median_ratio(
+                    runs["full"], runs[path], per_evaluation=False
+                ),
+                "ratio_per_evaluation_vs_full": _median_ratio(
+                    runs["full"], runs[path], per_evaluation=True
+                ),
                 "rounds_seconds": [run[0] for run in runs[path]],
             }
             results.append(row)
+            if path == STAND_IN:
+                bounds[size] = row["ratio_per_evaluation_vs_full"]
+                continue
             rows.append(
                 f"| {size} | {path} | {seconds / size:.3f} | {evaluations} | "
-                f"{1000 * per_eval[path]:.2f} | {row['ratio_per_image_vs_full']:.2f}x | "
+                f"{row['ms_per_evaluation']:.2f} | {row['ratio_per_image_vs_full']:.2f}x | "
                 f"{row['ratio_per_evaluation_vs_full']:.2f}x |"
             )
-    components = _component_costs(
-        model, _batch(dataset, max(args.batch_sizes), device), repeats=args.component_repeats
-    )
+        stand_in = next(r for r in results if r["batch"] == size and r["body_path"] == STAND_IN)
+        rows.append(
+            f"| {size} | {STAND_IN} | {stand_in['seconds_per_image']:.3f} | "
+            f"{stand_in['evaluations']} | {stand_in['ms_per_evaluation']:.2f} | | "
+            f"({bounds[size]:.2f}x: the bound) |"
+        )
+    components = {
+        size: _component_costs(model, _batch(dataset, size, device), repeats=args.component_repeats)
+        for size in args.batch_sizes
+    }
     flow_size = (
         f"flow hidden {config.model.flow_hidden_features}, {config.model.flow_num_layers} layers, "
         f"context {model.backbone.num_features}"
@@ -142,16 +155,26 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print()
-    print(f"one objective evaluation (forward + backward), batch {max(args.batch_sizes)}:")
-    print("| part | ms |")
-    print("|---|---|")
-    for name, value in components.items():
-        print(f"| {name} | {value:.2f} |")
+    print(
+        f"{STAND_IN}: the same fitting with a body model of three tensor operations (rest "
+        "keypoints moved by 1 cm times rotation entries): what every path shares per evaluation "
+        "(decoder, loss terms, autograd, L-BFGS). full / stand-in per evaluation bounds the "
+        "speed-up any body model can give."
+    )
+    print()
+    print("one objective evaluation (forward + backward), ms (fastest of 3 interleaved rounds):")
+    print("| batch | " + " | ".join(components[args.batch_sizes[0]]) + " |")
+    print("|---|" + "---|" * len(components[args.batch_sizes[0]]))
+    for size, parts in components.items():
+        print(f"| {size} | " + " | ".join(f"{value:.2f}" for value in parts.values()) + " |")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps({"fits": results, "evaluation_ms": components}, indent=2, default=float)
-        )
+        report = {
+            "fits": results,
+            "evaluation_ms": {str(size): parts for size, parts in components.items()},
+            "bound_per_evaluation": {str(size): value for size, value in bounds.items()},
+        }
+        args.json.write_text(json.dumps(report, indent=2, default=float))
     return 0
 
 
@@ -193,7 +216,11 @@ def _fit(
         calls[0] += 1
         return flow(z)
 
-    body = body_keypoints(model.body_model, path=path)  # type: ignore[arg-type]
+    body = (
+        _stand_in_body(model.body_model)
+        if path == STAND_IN
+        else body_keypoints(model.body_model, path=path)  # type: ignore[arg-type]
+    )
     _synchronize(batch["img"].device)
     tic = time.perf_counter()
     fit_keypoints(
@@ -210,6 +237,39 @@ def _fit(
     _synchronize(batch["img"].device)
     seconds = time.perf_counter() - tic
     return seconds, calls[0] - 1  # the last call computes the result's terms
+
+
+def _median_ratio(
+    full: list[tuple[float, int]], other: list[tuple[float, int]], *, per_evaluation: bool
+) -> float:
+    """Median over rounds of full / other, in total time or in time per evaluation."""
+    ratios = []
+    for (full_s, full_n), (other_s, other_n) in zip(full, other, strict=True):
+        ratios.append(
+            (full_s / full_n) / (other_s / other_n) if per_evaluation else full_s / other_s
+        )
+    return statistics.median(ratios)
+
+
+def _stand_in_body(body_model):
+    """Keypoints from three tensor operations: rest keypoints + 1 cm × rotation entries + betas.
+
+    Differentiable in the body pose and betas (so the decoder's backward runs as with a real
+    body model), at almost no cost: a fit with it measures what the body paths share.
+    """
+    eye = torch.eye(3, device=next(body_model.buffers()).device)
+    with torch.no_grad():
+        rest = body_model.keypoints_only(
+            global_orient=eye.expand(1, 1, 3, 3),
+            body_pose=eye.expand(1, 23, 3, 3),
+            betas=torch.zeros(1, body_model.num_betas, device=eye.device),
+        ).keypoints
+
+    def stand_in(global_orient, body_pose, betas):
+        moves = body_pose.flatten(1)[:, : rest[0].numel()] + betas.sum(-1, keepdim=True)
+        return rest + 0.01 * moves.view(-1, *rest.shape[1:])
+
+    return stand_in
 
 
 def _component_costs(model, batch: dict, repeats: int = 20) -> dict[str, float]:
@@ -245,11 +305,17 @@ def _component_costs(model, batch: dict, repeats: int = 20) -> dict[str, float]:
 
         return run
 
-    return {
-        "decoder (flow, z -> rotations)": timed(decode),
-        "body, joints-only path": timed(body("fast")),
-        "body, full path (vertices)": timed(body("full")),
+    parts = {
+        "decoder (flow, z -> rotations)": decode,
+        "body, joints-only path": body("fast"),
+        FULL_BODY: body("full"),
     }
+    # interleaved rounds, fastest kept (the CPU may be shared)
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for _ in range(3):
+        for name, fn in parts.items():
+            times[name].append(timed(fn))
+    return {name: min(values) for name, values in times.items()}
 
 
 def _synchronize(device: torch.device) -> None:
