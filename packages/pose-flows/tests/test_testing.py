@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from pose_flows import ConditionalGlow, LULinear, ResidualConditioner, SharedContext
+from pose_flows import layers as flow_layers
 from pose_flows.layers import ActNorm
 from pose_flows.testing import (
     _build,
@@ -108,6 +109,35 @@ def test_the_battery_passes_without_onednn(monkeypatch):
 
     monkeypatch.setattr(layers, "_ONEDNN_LINEAR", None)
     check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
+
+
+@pytest.mark.skipif(flow_layers._ONEDNN_LINEAR is None, reason="no oneDNN in this torch")
+def test_the_battery_passes_with_onednn_at_every_size(monkeypatch):
+    # The battery's batches are below the size where oneDNN pays; force it on for them.
+    from pose_flows import layers
+
+    monkeypatch.setattr(layers, "_ONEDNN_MIN_ROWS", 0)
+    x = torch.zeros(1, 8)
+    assert layers._use_onednn(torch.zeros(8, 8), x)
+    check_flow(make_flow, features=4, context_features=3, check_jacobian=False)
+
+
+def test_onednn_only_where_it_pays(monkeypatch):
+    from pose_flows import layers
+
+    monkeypatch.setattr(layers, "_ONEDNN_LINEAR", object())  # as if available
+    small = torch.zeros(256, 256)
+    large = torch.zeros(1024, 1024)
+    assert not layers._use_onednn(small, torch.zeros(32, 256))
+    assert layers._use_onednn(small, torch.zeros(128, 256))
+    assert layers._use_onednn(large, torch.zeros(1, 1024))
+    assert not layers._use_onednn(large, torch.zeros(1, 1024, dtype=torch.float64))
+    rows = torch.zeros(1, 1024, requires_grad=True)
+    assert not layers._use_onednn(large, rows)  # autograd would need its formula
+    with torch.no_grad():
+        assert layers._use_onednn(large, rows)
+    monkeypatch.setattr(layers, "_ONEDNN_LINEAR", None)
+    assert not layers._use_onednn(large, torch.zeros(512, 1024))
 
 
 def test_catches_a_wrong_inverse_plan(monkeypatch):

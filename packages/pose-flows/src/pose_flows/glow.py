@@ -21,6 +21,7 @@ from nflows.distributions.normal import StandardNormal
 from nflows.transforms.base import CompositeTransform
 from nflows.transforms.coupling import AdditiveCouplingTransform, AffineCouplingTransform
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from pose_flows import layers as _layers
@@ -162,20 +163,74 @@ class FrozenInverse:
                 f"got {z.dtype} on {z.device}"
             )
         num_samples = 1 if z.ndim == 2 else z.shape[1]
-        u = z.reshape(B * num_samples, D)
+        rows = z.reshape(B * num_samples, D)
+        if torch.is_grad_enabled() and rows.requires_grad:
+            x = _FrozenInverseFunction.apply(rows, self, num_samples)
+        else:
+            x = self._forward(rows, num_samples, None)
+        return x.view(z.shape)
+
+    def _forward(self, u: Tensor, num_samples: int, saved: list | None) -> Tensor:
+        """The folded plan on (M, D) rows; appends each block's two ReLU outputs to `saved`."""
         for layer, term in self._layers:
             net = layer.net_plan
             hidden = _layers._with_context_term(
                 u.index_select(1, layer.identity), net.input_weight, term, num_samples
             )
             for block in net.blocks:
-                t = _layers._affine_relu(hidden, block.scale0, block.shift0)
-                t = _layers._linear_relu(t, block.weight0, block.bias0)
-                hidden = _layers._linear_residual(t, hidden, block.weight1, block.bias1)
+                t1 = _layers._affine_relu(hidden, block.scale0, block.shift0)
+                t2 = _layers._linear_relu(t1, block.weight0, block.bias0)
+                hidden = _layers._linear_residual(t2, hidden, block.weight1, block.bias1)
+                if saved is not None:
+                    saved.append((t1, t2))
             u = torch.addmm(
                 torch.addmm(layer.bias, u, layer.weight_t), hidden, layer.hidden_weight_t
             )
-        return u.view(z.shape)
+        return u
+
+    def _backward(self, grad: Tensor, saved: list) -> Tensor:
+        """∂/∂u of the plan, layer by layer in reverse (the weights are constants)."""
+        k = len(saved)
+        for layer, _ in reversed(self._layers):
+            net = layer.net_plan
+            # u' = b + u·Aᵀ + h·Vᵀ
+            grad_hidden = torch.mm(grad, layer.hidden_weight_t.t())
+            grad = torch.mm(grad, layer.weight_t.t())
+            for block in reversed(net.blocks):
+                k -= 1
+                t1, t2 = saved[k]
+                # h' = h + relu(relu(s·h + c)·W0ᵀ + b0)·W1ᵀ + b1
+                inner = _relu_backward(torch.mm(grad_hidden, block.weight1), t2)
+                inner = _relu_backward(torch.mm(inner, block.weight0), t1)
+                if block.scale0 is not None:
+                    inner.mul_(block.scale0)
+                grad_hidden = grad_hidden + inner
+            # h = u_I·W_xᵀ + (W_c·c + b)
+            grad = grad.index_add(1, layer.identity, torch.mm(grad_hidden, net.input_weight))
+        return grad
+
+
+def _relu_backward(grad: Tensor, output: Tensor) -> Tensor:
+    """grad where the ReLU's output is positive, else 0 (the kernel autograd itself uses)."""
+    return torch.ops.aten.threshold_backward(grad, output, 0)
+
+
+class _FrozenInverseFunction(torch.autograd.Function):
+    """`FrozenInverse` as one autograd node: the forward runs without recording (so on CPU
+    float32 the plan's fused oneDNN calls apply), the backward is written out."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, inverse: FrozenInverse, num_samples: int) -> Tensor:
+        saved: list = []
+        out = inverse._forward(rows, num_samples, saved)
+        ctx.inverse = inverse
+        ctx.activations = saved
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        return ctx.inverse._backward(grad, ctx.activations), None, None
 
 
 def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
