@@ -216,8 +216,9 @@ def _relu_backward(grad: Tensor, output: Tensor) -> Tensor:
 
 
 class _FrozenInverseFunction(torch.autograd.Function):
-    """`FrozenInverse` as one autograd node: the forward runs without recording (so on CPU
-    float32 the plan's fused oneDNN calls apply), the backward is written out."""
+    """`FrozenInverse` as one autograd node: the forward runs without recording (so the plan's
+    fused oneDNN calls can run where they pay, see `layers._use_onednn`), the backward is
+    written out (bitwise the products autograd would make)."""
 
     @staticmethod
     def forward(ctx, rows: Tensor, inverse: FrozenInverse, num_samples: int) -> Tensor:
