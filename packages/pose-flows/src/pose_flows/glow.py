@@ -82,6 +82,10 @@ class _InverseLayerPlan(NamedTuple):
     hidden_weight_t: Tensor  # (H, D) Vᵀ = -(A[:, T]·W_o)ᵀ
     bias: Tensor  # (D,)
 
+    def apply(self, u: Tensor, hidden: Tensor) -> Tensor:
+        """u·Aᵀ + h·Vᵀ + b: the layer's output from its input and the network's hidden layer."""
+        return torch.addmm(torch.addmm(self.bias, u, self.weight_t), hidden, self.hidden_weight_t)
+
 
 class _InversePlan(NamedTuple):
     key: tuple
@@ -173,19 +177,9 @@ class FrozenInverse:
     def _forward(self, u: Tensor, num_samples: int, saved: list | None) -> Tensor:
         """The folded plan on (M, D) rows; appends each block's two ReLU outputs to `saved`."""
         for layer, term in self._layers:
-            net = layer.net_plan
-            hidden = _layers._with_context_term(
-                u.index_select(1, layer.identity), net.input_weight, term, num_samples
-            )
-            for block in net.blocks:
-                t1 = _layers._affine_relu(hidden, block.scale0, block.shift0)
-                t2 = _layers._linear_relu(t1, block.weight0, block.bias0)
-                hidden = _layers._linear_residual(t2, hidden, block.weight1, block.bias1)
-                if saved is not None:
-                    saved.append((t1, t2))
-            u = torch.addmm(
-                torch.addmm(layer.bias, u, layer.weight_t), hidden, layer.hidden_weight_t
-            )
+            inputs = u.index_select(1, layer.identity)
+            hidden = _layers._plan_hidden(layer.net_plan, inputs, term, num_samples, saved)
+            u = layer.apply(u, hidden)
         return u
 
     def _backward(self, grad: Tensor, saved: list) -> Tensor:
@@ -642,9 +636,7 @@ class ConditionalGlow(nn.Module):
             hidden = layer.net._hidden_plan(
                 layer.net_plan, u.index_select(1, layer.identity), context
             )
-            u = torch.addmm(
-                torch.addmm(layer.bias, u, layer.weight_t), hidden, layer.hidden_weight_t
-            )
+            u = layer.apply(u, hidden)
         return u
 
     def train(self, mode: bool = True) -> ConditionalGlow:

@@ -326,6 +326,29 @@ class _ConditionerPlan(NamedTuple):
     final_bias: Tensor
 
 
+def _plan_hidden(
+    plan: _ConditionerPlan,
+    inputs: Tensor,
+    per_context: Tensor,
+    num_samples: int,
+    saved: list | None = None,
+) -> Tensor:
+    """A conditioner plan up to its last residual block, from the context term W_c·c + b.
+
+    (M, in) inputs and (B, H) terms shared by groups of N = M / B rows -> (M, H), the final
+    layer's input. Each block's two ReLU outputs are appended to `saved` when it is a list (a
+    written-out backward needs them).
+    """
+    hidden = _with_context_term(inputs, plan.input_weight, per_context, num_samples)
+    for block in plan.blocks:
+        t1 = _affine_relu(hidden, block.scale0, block.shift0)
+        t2 = _linear_relu(t1, block.weight0, block.bias0)
+        hidden = _linear_residual(t2, hidden, block.weight1, block.bias1)
+        if saved is not None:
+            saved.append((t1, t2))
+    return hidden
+
+
 def _state_key(tensors: list[Tensor]) -> tuple:
     """Identity, storage and version of the tensors a cache was built from (cache validity).
 
@@ -545,12 +568,7 @@ class ResidualConditioner(nn.Module):
                 per_context = F.linear(context, plan.context_weight, plan.input_bias)
         else:
             per_context = F.linear(context, plan.context_weight, plan.input_bias)
-        hidden = _with_context_term(inputs, plan.input_weight, per_context, num_samples)
-        for block in plan.blocks:
-            t = _affine_relu(hidden, block.scale0, block.shift0)
-            t = _linear_relu(t, block.weight0, block.bias0)
-            hidden = _linear_residual(t, hidden, block.weight1, block.bias1)
-        return hidden
+        return _plan_hidden(plan, inputs, per_context, num_samples)
 
     def train(self, mode: bool = True) -> ResidualConditioner:
         self._plan = None
