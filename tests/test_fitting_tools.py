@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,27 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     # the bound is the stand-in body's per-evaluation speed-up over the full path
     stand_in = next(row for row in report["fits"] if row["body_path"] == "stand-in")
     assert report["bound_per_evaluation"]["2"] == stand_in["ratio_per_evaluation_vs_full"] > 0
+    assert report["lbfgs_compiled"] is False and report["compile_warmup_seconds"] == {}
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
+)
+def test_bench_fitting_compiles_the_lbfgs_bookkeeping_before_timing(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    tool = load_tool("bench_fitting")
+    out = tmp_path / "bench.json"
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--batch-sizes", "2", "--iterations", "1",
+            "--threads", "1", "--component-repeats", "1", "--repeats", "1", "--compile-lbfgs",
+            "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["lbfgs_compiled"] is True
+    assert report["compile_warmup_seconds"]["2"] > 0
+    assert all(row["evaluations"] > 0 for row in report["fits"])

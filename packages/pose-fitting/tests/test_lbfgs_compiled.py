@@ -1,0 +1,127 @@
+"""`LBFGSOptions(compile=True)`: the L-BFGS bookkeeping through torch.compile, same numbers."""
+
+import os
+import shutil
+
+import pytest
+import torch
+
+from pose_fitting import LBFGSOptions, StoppingRules, minimize
+from pose_fitting._lbfgs import LBFGSState, _kernels, _search_start
+
+F64 = torch.float64
+B, N = 3, 2  # one shape for every compiled test below: compiled once per test session
+
+needs_compiler = pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
+)
+
+
+def rosenbrock(params):
+    x = params["x"]
+    return (1 - x[:, 0]) ** 2 + 100 * (x[:, 1] - x[:, 0] ** 2) ** 2
+
+
+STARTS = torch.tensor([[-1.2, 1.0], [0.5, -0.3], [2.0, 2.0]], dtype=F64)
+
+
+def _state_with_history(generator: torch.Generator) -> LBFGSState:
+    x = torch.randn(B, N, dtype=F64, generator=generator)
+    state = LBFGSState.initial(x, x.square().sum(-1), 2 * x, history_size=4)
+    state.d = torch.randn(B, N, dtype=F64, generator=generator)
+    state.t = torch.rand(B, dtype=F64, generator=generator)
+    state.g_prev = state.g - 0.5 * state.d  # yᵀs > 0: the pairs enter the history
+    state.has_previous = torch.tensor([True, False, True])
+    return state
+
+
+def _begin(kernels, state: LBFGSState, active: torch.Tensor, select_always: bool):
+    return kernels.iteration_begin(
+        state.g,
+        state.s_history,
+        state.y_history,
+        state.sy,
+        state.yy,
+        state.history_count,
+        state.h_diag,
+        state.d,
+        state.t,
+        state.g_prev,
+        state.has_previous,
+        state.num_iterations,
+        active,
+        torch.zeros(B, dtype=torch.long),
+        learning_rate=1.0,
+        change_tolerance=1e-9,
+        select_always=select_always,
+    )
+
+
+def test_the_branch_free_history_push_gives_the_same_bits():
+    # The compiled steps always select per item (no data-dependent branch); eager, the push
+    # skips the selections when every item updates. Both must give identical fields.
+    state = _state_with_history(torch.Generator().manual_seed(0))
+    state.has_previous = torch.ones(B, dtype=torch.bool)
+    active = torch.ones(B, dtype=torch.bool)
+    eager = _kernels(False)
+    shortcut = _begin(eager, state, active, select_always=False)
+    selected = _begin(eager, state, active, select_always=True)
+    for name, a, b in zip(shortcut._fields, shortcut, selected, strict=True):
+        assert torch.equal(a, b), name
+
+
+@needs_compiler
+def test_compiled_steps_equal_the_eager_steps():
+    generator = torch.Generator().manual_seed(1)
+    state = _state_with_history(generator)
+    active = torch.tensor([True, True, False])
+    eager, compiled = _kernels(False), _kernels(True)
+    expected = _begin(eager, state, active, select_always=False)
+    got = _begin(compiled, state, active, select_always=True)
+    for name, a, b in zip(expected._fields, expected, got, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12, msg=name)
+    assert int(expected.history_count.sum()) > 0  # a pair entered: the push was exercised
+
+    # One line-search round per phase: bracketing items, then (after a failed Armijo test)
+    # zooming ones.
+    f0 = torch.rand(B, dtype=F64, generator=generator)
+    g0 = torch.randn(B, N, dtype=F64, generator=generator)
+    d = -g0
+    gtd0 = (g0 * d).sum(-1)
+    search = {k: _search_start(torch.ones(B, dtype=F64), f0, g0, gtd0, active) for k in "ec"}
+    phases = []
+    for f_new in (f0 + 1.0, f0 - 0.01):
+        g_new = torch.randn(B, N, dtype=F64, generator=generator)
+        for key, kernels in (("e", eager), ("c", compiled)):
+            search[key] = kernels.search_round(
+                search[key],
+                f_new,
+                g_new,
+                d,
+                f0,
+                gtd0,
+                d.abs().amax(-1),
+                tolerance_change=1e-9,
+                max_evaluations=25,
+            )
+        for name, a, b in zip(search["e"]._fields, search["e"], search["c"], strict=True):
+            torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12, msg=name)
+        phases.append(search["e"].phase.tolist())
+    # Armijo failed in round 1: the active items zoomed in round 2 and accepted or stopped.
+    assert phases == [[1, 1, 2], [2, 2, 2]]
+
+
+@needs_compiler
+def test_compiled_lbfgs_fits_like_the_eager_one():
+    stopping = StoppingRules(max_iterations=30)
+    eager = minimize(rosenbrock, {"x": STARTS}, stopping=stopping)
+    compiled = minimize(
+        rosenbrock, {"x": STARTS}, stopping=stopping, lbfgs=LBFGSOptions(compile=True)
+    )
+    torch.testing.assert_close(compiled.params["x"], eager.params["x"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(compiled.params["x"], torch.ones_like(STARTS), atol=1e-4, rtol=0)
+    assert compiled.report.reasons == eager.report.reasons
+    # Float rounding may move a line search by an evaluation here and there, not more.
+    diff = (compiled.report.function_evaluations - eager.report.function_evaluations).abs()
+    assert int(diff.max()) <= 0.1 * int(eager.report.function_evaluations.max())
