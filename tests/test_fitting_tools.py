@@ -163,6 +163,66 @@ def test_frozen_decoder_equals_the_sampling_path_and_follows_no_stale_weights(lo
             shift.copy_(saved)
 
 
+NEEDS_COMPILER = pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
+)
+
+
+@NEEDS_COMPILER
+def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
+    from pipeline.fitting import body_keypoints, flow_decoder
+
+    model, _ = loaded
+    generator = torch.Generator().manual_seed(2)
+    z = torch.randn(2, 144, generator=generator)
+    weights = torch.randn(2, 44, 3, generator=generator)
+    runs = []
+    for compile in (False, True):
+        features = torch.randn(2, model.backbone.num_features, generator=generator.manual_seed(3))
+        decoder = flow_decoder(model, features, compile=compile)
+        body = body_keypoints(model.body_model, path="fast", compile=compile)
+        latent = z.clone().requires_grad_(True)
+        betas = torch.zeros(2, 10, requires_grad=True)
+        orient, pose = decoder(latent)
+        keypoints = body(orient, pose, betas)
+        (keypoints * weights).sum().backward()
+        runs.append((orient, pose, keypoints, latent.grad, betas.grad))
+    for name, eager, compiled in zip(("orient", "pose", "kp", "dz", "dbetas"), *runs, strict=True):
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4, msg=name)
+    # A new decoder (new images, same model) reuses the compiled code; a changed flow raises
+    # before the compiled code runs.
+    features = torch.randn(2, model.backbone.num_features, generator=generator)
+    decoder = flow_decoder(model, features, compile=True)
+    decoder(z)
+    shift = model.flow.flow.actnorms[0].shift
+    saved = shift.detach().clone()
+    with torch.no_grad():
+        shift.add_(0.1)
+    try:
+        with pytest.raises(RuntimeError, match="changed since it was built"):
+            decoder(z)
+    finally:
+        with torch.no_grad():
+            shift.copy_(saved)
+    with pytest.raises(ValueError, match="rows"):
+        decoder(torch.zeros(3, 144))
+
+
+def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
+    from pipeline.fitting import flow_decoder
+
+    model, _ = loaded
+    features = torch.zeros(1, model.backbone.num_features)
+    glow = model.flow.flow
+    glow.requires_grad_(True)
+    try:
+        with pytest.raises(ValueError, match=r"compile=True\).*requires grad"):
+            flow_decoder(model, features, compile=True)
+    finally:
+        glow.requires_grad_(False)
+
+
 def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
     from pipeline.fitting import fit_pose_gmm, load_pose_prior
 
@@ -311,27 +371,22 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     # the bound is the stand-in body's per-evaluation speed-up over the full path
     stand_in = next(row for row in report["fits"] if row["body_path"] == "stand-in")
     assert report["bound_per_evaluation"]["2"] == stand_in["ratio_per_evaluation_vs_full"] > 0
-    assert report["lbfgs_compiled"] is False and report["compile_warmup_seconds"] == {}
+    assert report["compiled"] is False and report["compile_warmup_seconds"] == {}
 
 
-@pytest.mark.skipif(
-    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
-    reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
-)
-def test_bench_fitting_compiles_the_lbfgs_bookkeeping_before_timing(
-    checkpoint: Path, tmp_path: Path
-) -> None:
+@NEEDS_COMPILER
+def test_bench_fitting_compiles_every_path_before_timing(checkpoint: Path, tmp_path: Path) -> None:
     tool = load_tool("bench_fitting")
     out = tmp_path / "bench.json"
     code = tool.main(
         [
             "--checkpoint", str(checkpoint), "--batch-sizes", "2", "--iterations", "1",
-            "--threads", "1", "--component-repeats", "1", "--repeats", "1", "--compile-lbfgs",
+            "--threads", "1", "--component-repeats", "1", "--repeats", "1", "--compile",
             "--json", str(out),
         ]
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert report["lbfgs_compiled"] is True
+    assert report["compiled"] is True
     assert report["compile_warmup_seconds"]["2"] > 0
     assert all(row["evaluations"] > 0 for row in report["fits"])

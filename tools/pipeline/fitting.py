@@ -80,7 +80,7 @@ def regress(
     return model.decode(features, num_samples=num_samples, generator=generator)
 
 
-def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
+def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
     With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
@@ -93,6 +93,10 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
         features: (B, C) backbone features of the B images (constants of the fit).
+        compile: run the frozen inverse and the 6D → matrix conversion as one function
+            compiled by ``torch.compile`` (compiled once per process and batch size; later
+            decoders of the same model reuse it). Needs the frozen inverse (model frozen,
+            additive couplings) and, on CPU, a C++ compiler. Same values up to float rounding.
 
     Returns:
         ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
@@ -102,7 +106,27 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
         raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
     context = features.detach().float()
     glow = model.flow.flow
-    if glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters()):
+    frozen = glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters())
+    if compile and not frozen:
+        raise ValueError(
+            "flow_decoder(compile=True) needs the frozen inverse: additive couplings and every "
+            f"flow parameter with requires_grad False (call freeze(model)); got {glow.coupling} "
+            "couplings"
+            + ("" if glow.coupling != "additive" else " and a parameter that requires grad")
+        )
+    if compile:
+        inverse = glow.frozen_inverse(context)
+        decode = _compiled("decode", _decode_frozen)
+
+        def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
+            _check_rows(z, context)
+            z = z.to(context.dtype)
+            inverse.check(z)  # outside the compiled code: a changed flow raises
+            rotmats = decode(inverse, z)
+            return rotmats[:, :1], rotmats[:, 1:]
+
+        return compiled_decoder
+    if frozen:
         inverse = glow.frozen_inverse(context)
 
         def flow(z: Tensor) -> Tensor:
@@ -116,10 +140,7 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
             return glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
 
     def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-        if z.shape[0] != context.shape[0]:
-            raise ValueError(
-                f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
-            )
+        _check_rows(z, context)
         # The pose head without its FC head (betas and camera are not needed): the flow's
         # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
         rotmats = pg.rot6d_to_rotmat(flow(z).reshape(-1, 24, 6))
@@ -128,27 +149,64 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     return decoder
 
 
+def _check_rows(z: Tensor, context: Tensor) -> None:
+    if z.shape[0] != context.shape[0]:
+        raise ValueError(
+            f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
+        )
+
+
+def _decode_frozen(inverse, z: Tensor) -> Tensor:
+    """(B, 24, 3, 3) rotation matrices of latents z through a `FrozenInverse` (traceable)."""
+    return pg.rot6d_to_rotmat(inverse.traceable(z).reshape(-1, 24, 6))
+
+
+def _fast_keypoints(
+    body_model: BodyModel, global_orient: Tensor, body_pose: Tensor, betas: Tensor
+) -> Tensor:
+    return body_model.keypoints_only(
+        global_orient=global_orient, body_pose=body_pose, betas=betas
+    ).keypoints
+
+
+def _full_keypoints(
+    body_model: BodyModel, global_orient: Tensor, body_pose: Tensor, betas: Tensor
+) -> Tensor:
+    return body_model(global_orient=global_orient, body_pose=body_pose, betas=betas).keypoints
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def _compiled(name: str, function: Callable) -> Callable:
+    """``torch.compile(function)``, made once per process: torch caches the compiled code per
+    input shapes and guards, so later fits (new images, same model) reuse it."""
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(function, dynamic=False)
+    return _COMPILED[name]
+
+
 def body_keypoints(
-    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast"
+    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast", compile: bool = False
 ) -> BodyCallable:
     """``(global_orient, body_pose, betas) -> (B, 44, 3)`` keypoints in metres (body frame).
 
     ``path="fast"`` uses `BodyModel.keypoints_only` (skins only the vertices the regressors
     read); ``"full"`` runs the full forward (every vertex, then the regressors), as the
-    original's SMPL call does at every objective evaluation.
+    original's SMPL call does at every objective evaluation. ``compile=True`` runs either
+    through ``torch.compile`` (once per process, path and batch size; on CPU it needs a C++
+    compiler); same values up to float rounding.
     """
     if path not in ("fast", "full"):
         raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
+    function = _fast_keypoints if path == "fast" else _full_keypoints
+    if compile:
+        function = _compiled(path, function)
 
-    def fast(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
-        return body_model.keypoints_only(
-            global_orient=global_orient, body_pose=body_pose, betas=betas
-        ).keypoints
+    def keypoints(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
+        return function(body_model, global_orient, body_pose, betas)
 
-    def full(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
-        return body_model(global_orient=global_orient, body_pose=body_pose, betas=betas).keypoints
-
-    return fast if path == "fast" else full
+    return keypoints
 
 
 @torch.no_grad()

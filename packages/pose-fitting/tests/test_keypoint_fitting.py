@@ -1,6 +1,8 @@
 """ProHMR keypoint fitting on the toy body model and the toy linear decoder."""
 
 import math
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -336,3 +338,20 @@ def test_fits_on_the_gpu_like_on_the_cpu(device):
     )
     assert gpu.z.device.type == device.type and gpu.report.converged.device.type == device.type
     np.testing.assert_allclose(gpu.keypoints_3d.cpu().numpy(), cpu.keypoints_3d.numpy(), atol=1e-6)
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
+)
+def test_compiled_terms_and_lbfgs_fit_like_the_eager_ones():
+    p = problem(batch_size=3)
+    eager = fit(p, options=KeypointFittingOptions())
+    compiled = fit(p, options=KeypointFittingOptions(compile=True))
+    for name in ("z", "betas", "camera_translation", "keypoints_3d"):
+        torch.testing.assert_close(
+            getattr(compiled, name), getattr(eager, name), atol=1e-6, rtol=0, msg=name
+        )
+    for name, value in eager.terms.items():
+        torch.testing.assert_close(compiled.terms[name], value, atol=1e-8, rtol=1e-6, msg=name)
+    assert compiled.report.converged.all()

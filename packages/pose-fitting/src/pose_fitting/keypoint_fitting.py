@@ -23,7 +23,7 @@ pixels of that frame (for crop keypoints in normalised units use
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -170,6 +170,11 @@ class KeypointFittingOptions:
             uses 10).
         lbfgs: L-BFGS settings (lr 1, 20 inner iterations, history 100, strong Wolfe).
         adam: Adam settings, used when ``optimizer="adam"``.
+        compile: run the projection, the data term and the priors, and the L-BFGS
+            bookkeeping (`LBFGSOptions.compile`), through ``torch.compile``, compiled once per
+            process and batch size (on CPU a C++ compiler is needed). The decoder and body
+            model are the caller's callables: compile those separately (the tools do). Same
+            values up to float rounding; not in the original.
     """
 
     pose_prior_weight: float = 4.0
@@ -183,6 +188,7 @@ class KeypointFittingOptions:
     stopping: StoppingRules = field(default_factory=StoppingRules)
     lbfgs: LBFGSOptions = field(default_factory=LBFGSOptions)
     adam: AdamOptions = field(default_factory=AdamOptions)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         check_option_ranges(
@@ -285,23 +291,31 @@ def fit_keypoints(
         )
         return global_orient, body_pose, joints
 
-    def terms_of(params: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
+    def terms_of(
+        params: Mapping[str, Tensor], compiled: bool = False
+    ) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         z, betas, translation = params["z"], params["betas"], params["camera_translation"]
         global_orient, body_pose, joints = model(z, betas)
-        projected = project_points(
-            joints, focal_px=focal, center_px=center, translation=translation
+        reprojection, pose_prior, shape_prior, projected = (
+            _compiled_terms() if compiled else _keypoint_terms
+        )(
+            joints,
+            z,
+            betas,
+            translation,
+            focal,
+            center,
+            kp,
+            data_weight,
+            sigma=options.sigma_px,
+            w_pose=w_pose,
+            w_shape=w_shape,
         )
-        terms = {
-            "reprojection": reprojection_term(
-                projected, kp, sigma_px=options.sigma_px, weight=data_weight
-            ),
-            "pose_prior": w_pose * squared_norm(z),
-            "shape_prior": w_shape * squared_norm(betas),
-        }
+        terms = {"reprojection": reprojection, "pose_prior": pose_prior, "shape_prior": shape_prior}
         return terms, (global_orient, body_pose, joints, projected)
 
     def objective(params: dict[str, Tensor]) -> Tensor:
-        terms, _ = terms_of(params)
+        terms, _ = terms_of(params, compiled=options.compile)
         return terms["reprojection"] + terms["pose_prior"] + terms["shape_prior"]
 
     skip = skip_reasons_for_keypoints(
@@ -312,7 +326,7 @@ def fit_keypoints(
         {"z": z0, "betas": betas0, "camera_translation": t0},
         method=options.optimizer,
         stopping=options.stopping,
-        lbfgs=options.lbfgs,
+        lbfgs=replace(options.lbfgs, compile=True) if options.compile else options.lbfgs,
         adam=options.adam,
         skip_reasons=skip,
     )
@@ -330,3 +344,34 @@ def fit_keypoints(
         terms={k: v.detach() for k, v in terms.items()},
         report=result.report,
     )
+
+
+def _keypoint_terms(
+    joints: Tensor,
+    z: Tensor,
+    betas: Tensor,
+    translation: Tensor,
+    focal: Tensor,
+    center: Tensor,
+    keypoints: Tensor,
+    data_weight: Tensor,
+    *,
+    sigma: float,
+    w_pose: float,
+    w_shape: float,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(reprojection, pose prior, shape prior) per item, and the projected keypoints."""
+    projected = project_points(joints, focal_px=focal, center_px=center, translation=translation)
+    reprojection = reprojection_term(projected, keypoints, sigma_px=sigma, weight=data_weight)
+    return reprojection, w_pose * squared_norm(z), w_shape * squared_norm(betas), projected
+
+
+_COMPILED_TERMS: list = []
+
+
+def _compiled_terms():
+    """`_keypoint_terms` through ``torch.compile``, made once per process (torch reuses the
+    compiled code for every later fit with the same shapes)."""
+    if not _COMPILED_TERMS:
+        _COMPILED_TERMS.append(torch.compile(_keypoint_terms, dynamic=False))
+    return _COMPILED_TERMS[0]

@@ -149,6 +149,18 @@ class FrozenInverse:
         return [(t.data_ptr(), t._version) for t in self._sources]
 
     def __call__(self, z: Tensor) -> Tensor:
+        self.check(z)
+        B, D = self.batch_size, self.features
+        num_samples = 1 if z.ndim == 2 else z.shape[1]
+        rows = z.reshape(B * num_samples, D)
+        if torch.is_grad_enabled() and rows.requires_grad:
+            x = _FrozenInverseFunction.apply(rows, self, num_samples)
+        else:
+            x = self._forward(rows, num_samples, None)
+        return x.view(z.shape)
+
+    def check(self, z: Tensor) -> None:
+        """Raise what a call raises for these latents (changed flow or contexts, bad `z`)."""
         if self._state() != self._fingerprint:
             raise RuntimeError(
                 "FrozenInverse: the flow's parameters or buffers, or the contexts, changed since "
@@ -166,13 +178,17 @@ class FrozenInverse:
                 f"`z` must be {self.logabsdet.dtype} on {self.logabsdet.device} like the flow, "
                 f"got {z.dtype} on {z.device}"
             )
+
+    def traceable(self, z: Tensor) -> Tensor:
+        """The same samples as a call, op by op through autograd, without any check.
+
+        For tracing by ``torch.compile`` (which derives and compiles the backward itself):
+        no autograd node of its own and no storage/version comparison, which a compiled
+        function would bake in. Call `check` on the latents first (outside the compiled code).
+        """
         num_samples = 1 if z.ndim == 2 else z.shape[1]
-        rows = z.reshape(B * num_samples, D)
-        if torch.is_grad_enabled() and rows.requires_grad:
-            x = _FrozenInverseFunction.apply(rows, self, num_samples)
-        else:
-            x = self._forward(rows, num_samples, None)
-        return x.view(z.shape)
+        rows = z.reshape(self.batch_size * num_samples, self.features)
+        return self._forward(rows, num_samples, None).view(z.shape)
 
     def _forward(self, u: Tensor, num_samples: int, saved: list | None) -> Tensor:
         """The folded plan on (M, D) rows; appends each block's two ReLU outputs to `saved`."""
