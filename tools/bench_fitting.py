@@ -25,6 +25,12 @@ runs more objective evaluations than a single image; the table counts the batche
 On a CPU shared with other jobs, ``--threads 2`` can be an order of magnitude slower than
 ``--threads 1`` for these small tensors (OpenMP threads wait for each other at every operation);
 compare timings taken with the same thread count on an otherwise idle machine.
+
+``--compile`` runs every path through ``torch.compile`` (the decoder, the body model, the loss
+terms and the L-BFGS bookkeeping; the stand-in body stays eager): the same comparison with the
+per-operation overheads the paths share compiled away. Each batch size is compiled before its
+timed rounds (one-iteration warm-up fits, their time printed); the compiled code is reused by
+every later fit in the process.
 """
 
 from __future__ import annotations

@@ -89,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="ProHMR fitting through torch.compile (decoder, body model, loss terms, L-BFGS "
+        "bookkeeping; compiled on the first batch of each size, same values up to rounding)",
+    )
     return parser.parse_args(argv)
 
 
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SMPLify pose prior: {prior_source}", flush=True)
 
     stopping = StoppingRules(max_iterations=args.max_iters)
-    fit_options = KeypointFittingOptions(stopping=stopping, use_hips=use_hips)
+    fit_options = KeypointFittingOptions(stopping=stopping, use_hips=use_hips, compile=args.compile)
     if args.smplify_optimizer == "adam":
         smplify_stopping = StoppingRules(
             max_iterations=args.smplify_iters,
@@ -231,11 +237,15 @@ def evaluate_batch(
     )
     predictions = {"mode": output.keypoints_3d[:, 0]}
     translations = {"mode": camera.translation}
-    decoder = flow_decoder(model, output.features)
+    decoder = flow_decoder(model, output.features, compile=fit_options.compile)
     tic = time.perf_counter()
     fit = fit_keypoints(
         decoder=decoder,
-        body_model=body,
+        body_model=(
+            body_keypoints(model.body_model, path="fast", compile=True)
+            if fit_options.compile
+            else body
+        ),
         keypoints_2d=keypoints_2d,
         init_z=torch.zeros_like(output.z[:, 0]),
         init_betas=output.betas[:, 0],

@@ -8,6 +8,8 @@ them from a loaded `ProHMR`:
   in eval mode, features constants);
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
+- both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
+  compiled code reused by later fits of the same model);
 - `fit_pose_gmm` / `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from
   a real ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
   poses when that file is absent (the case of the synthetic world);
