@@ -32,7 +32,7 @@ from torch import Tensor
 import pose_geometry as pg
 import pose_metrics as pm
 from pose_body import BodyModel, safe_load_pickle
-from pose_fitting import GaussianMixturePrior
+from pose_fitting import GaussianMixturePrior, compile_function
 
 from .model import ProHMR, ProHMROutput
 
@@ -118,7 +118,7 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
         )
     if compile:
         inverse = glow.frozen_inverse(context)
-        decode = _compiled("decode", _decode_frozen)
+        decode = _compiled("decode", _decode_frozen, option="flow_decoder(compile=True)")
 
         def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
             _check_rows(z, context)
@@ -180,11 +180,12 @@ def _full_keypoints(
 _COMPILED: dict[str, Callable] = {}
 
 
-def _compiled(name: str, function: Callable) -> Callable:
-    """``torch.compile(function)``, made once per process: torch caches the compiled code per
-    input shapes and guards, so later fits (new images, same model) reuse it."""
+def _compiled(name: str, function: Callable, *, option: str) -> Callable:
+    """``torch.compile(function)`` (pose-fitting's `compile_function`: a compiler failure names
+    `option`), made once per process: torch caches the compiled code per input shapes and
+    guards, so later fits (new images, same model) reuse it."""
     if name not in _COMPILED:
-        _COMPILED[name] = torch.compile(function, dynamic=False)
+        _COMPILED[name] = compile_function(function, option=option)
     return _COMPILED[name]
 
 
@@ -203,7 +204,7 @@ def body_keypoints(
         raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
     function = _fast_keypoints if path == "fast" else _full_keypoints
     if compile:
-        function = _compiled(path, function)
+        function = _compiled(path, function, option="body_keypoints(compile=True)")
 
     def keypoints(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
         return function(body_model, global_orient, body_pose, betas)

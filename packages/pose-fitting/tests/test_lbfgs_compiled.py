@@ -2,11 +2,13 @@
 
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from pose_fitting import LBFGSOptions, StoppingRules, minimize
+from pose_fitting import LBFGSOptions, StoppingRules, compile_function, minimize
 from pose_fitting._lbfgs import LBFGSState, _kernels, _search_start
 
 F64 = torch.float64
@@ -125,3 +127,34 @@ def test_compiled_lbfgs_fits_like_the_eager_one():
     # Float rounding may move a line search by an evaluation here and there, not more.
     diff = (compiled.report.function_evaluations - eager.report.function_evaluations).abs()
     assert int(diff.max()) <= 0.1 * int(eager.report.function_evaluations.max())
+
+
+def test_a_compiler_failure_names_the_option(tmp_path):
+    # A fresh process whose inductor cache is empty and whose C++ compiler does not exist.
+    code = (
+        "import torch\n"
+        "import torch._inductor.config as config\n"
+        "config.cpp.cxx = ('/nonexistent/g++',)\n"
+        "from pose_fitting import LBFGSOptions, minimize\n"
+        "x = torch.tensor([[1.0, 2.0], [0.5, -1.0]])\n"
+        "minimize(lambda p: (p['x'] ** 2).sum(-1), {'x': x}, lbfgs=LBFGSOptions(compile=True))\n"
+    )
+    env = {**os.environ, "CXX": "/nonexistent/g++", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: LBFGSOptions(compile=True): torch.compile could not")
+    assert "C++ compiler" in last and "leave LBFGSOptions(compile=True) off" in last
+
+
+def test_errors_of_the_function_itself_pass_through_unchanged():
+    def needs_two_columns(x):
+        if x.shape[-1] != 2:
+            raise ValueError(f"`x` must have 2 columns, got {x.shape[-1]}")
+        return x * 2
+
+    wrapped = compile_function(needs_two_columns, option="test(compile=True)")
+    with pytest.raises(ValueError, match="2 columns, got 3"):
+        wrapped(torch.zeros(1, 3))

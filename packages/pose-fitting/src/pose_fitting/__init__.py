@@ -15,6 +15,7 @@ weights are stored un-squared and enter the objectives squared, as in the origin
 from importlib.metadata import PackageNotFoundError, version
 
 from pose_fitting._common import HIP_KEYPOINT_IDX_44, TOO_FEW_KEYPOINTS
+from pose_fitting._compile import compile_function
 from pose_fitting.core import (
     CONVERGED_REASONS,
     AdamOptions,
@@ -82,6 +83,7 @@ __all__ = [
     "StoppingRules",
     "__version__",
     "angle_prior",
+    "compile_function",
     "depth_deviation",
     "fit_keypoints",
     "fit_smplify",

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from pose_fitting._compile import compile_function
+
 Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
 """x (B, n) -> (f (B,), g (B, n)); non-finite values allowed (they are rejected per item)."""
 
@@ -587,7 +589,12 @@ def _kernels(compiled: bool) -> _Kernels:
         return _EAGER
     if not _COMPILED:
         _COMPILED.append(
-            _Kernels(*(torch.compile(step, dynamic=False, fullgraph=True) for step in _EAGER))
+            _Kernels(
+                *(
+                    compile_function(step, option="LBFGSOptions(compile=True)", fullgraph=True)
+                    for step in _EAGER
+                )
+            )
         )
     return _COMPILED[0]
 

@@ -44,6 +44,7 @@ from pose_fitting._common import (
     prepare_keypoints,
     skip_reasons_for_keypoints,
 )
+from pose_fitting._compile import compile_function
 from pose_fitting.core import AdamOptions, FitReport, LBFGSOptions, StoppingRules, minimize
 from pose_fitting.terms import image_size_weight, reprojection_term, squared_norm
 from pose_geometry import (
@@ -373,5 +374,7 @@ def _compiled_terms():
     """`_keypoint_terms` through ``torch.compile``, made once per process (torch reuses the
     compiled code for every later fit with the same shapes)."""
     if not _COMPILED_TERMS:
-        _COMPILED_TERMS.append(torch.compile(_keypoint_terms, dynamic=False))
+        _COMPILED_TERMS.append(
+            compile_function(_keypoint_terms, option="KeypointFittingOptions(compile=True)")
+        )
     return _COMPILED_TERMS[0]
