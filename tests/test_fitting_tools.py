@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import pickle
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
+from pose_fitting.testing import cxx_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
@@ -151,20 +152,25 @@ def test_frozen_decoder_equals_the_sampling_path_and_follows_no_stale_weights(lo
         model.zero_grad(set_to_none=True)
     for a, e in zip(actual, expected, strict=True):
         torch.testing.assert_close(a, e, atol=1e-5, rtol=1e-5)
-    shift = glow.actnorms[0].shift
+    _refuses_after_an_actnorm_change(model, frozen, z)
+
+
+def _refuses_after_an_actnorm_change(model, decoder, z: torch.Tensor) -> None:
+    """A frozen decoder raises once the flow changed in place (the first ActNorm's shift)."""
+    shift = model.flow.flow.actnorms[0].shift
     saved = shift.detach().clone()
     with torch.no_grad():
         shift.add_(0.1)
     try:
         with pytest.raises(RuntimeError, match="changed since it was built"):
-            frozen(z)
+            decoder(z)
     finally:
         with torch.no_grad():
             shift.copy_(saved)
 
 
 NEEDS_COMPILER = pytest.mark.skipif(
-    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    cxx_compiler() is None,
     reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
 )
 
@@ -195,16 +201,7 @@ def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
     features = torch.randn(2, model.backbone.num_features, generator=generator)
     decoder = flow_decoder(model, features, compile=True)
     decoder(z)
-    shift = model.flow.flow.actnorms[0].shift
-    saved = shift.detach().clone()
-    with torch.no_grad():
-        shift.add_(0.1)
-    try:
-        with pytest.raises(RuntimeError, match="changed since it was built"):
-            decoder(z)
-    finally:
-        with torch.no_grad():
-            shift.copy_(saved)
+    _refuses_after_an_actnorm_change(model, decoder, z)
     with pytest.raises(ValueError, match="rows"):
         decoder(torch.zeros(3, 144))
 

@@ -118,7 +118,7 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
         )
     if compile:
         inverse = glow.frozen_inverse(context)
-        decode = _compiled("decode", _decode_frozen, option="flow_decoder(compile=True)")
+        decode = compile_function(_decode_frozen, option="flow_decoder(compile=True)")
 
         def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
             _check_rows(z, context)
@@ -177,18 +177,6 @@ def _full_keypoints(
     return body_model(global_orient=global_orient, body_pose=body_pose, betas=betas).keypoints
 
 
-_COMPILED: dict[str, Callable] = {}
-
-
-def _compiled(name: str, function: Callable, *, option: str) -> Callable:
-    """``torch.compile(function)`` (pose-fitting's `compile_function`: a compiler failure names
-    `option`), made once per process: torch caches the compiled code per input shapes and
-    guards, so later fits (new images, same model) reuse it."""
-    if name not in _COMPILED:
-        _COMPILED[name] = compile_function(function, option=option)
-    return _COMPILED[name]
-
-
 def body_keypoints(
     body_model: BodyModel, *, path: Literal["fast", "full"] = "fast", compile: bool = False
 ) -> BodyCallable:
@@ -204,7 +192,7 @@ def body_keypoints(
         raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
     function = _fast_keypoints if path == "fast" else _full_keypoints
     if compile:
-        function = _compiled(path, function, option="body_keypoints(compile=True)")
+        function = compile_function(function, option="body_keypoints(compile=True)")
 
     def keypoints(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
         return function(body_model, global_orient, body_pose, betas)

@@ -1,8 +1,6 @@
 """ProHMR keypoint fitting on the toy body model and the toy linear decoder."""
 
 import math
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from pose_fitting import (
     StoppingRules,
     fit_keypoints,
 )
-from pose_fitting.testing import toy_keypoint_problem
+from pose_fitting.testing import cxx_compiler, toy_keypoint_problem
 from pose_geometry import (
     crop_camera_to_full_frame_translation,
     crop_normalized_to_pixels,
@@ -341,7 +339,7 @@ def test_fits_on_the_gpu_like_on_the_cpu(device):
 
 
 @pytest.mark.skipif(
-    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    cxx_compiler() is None,
     reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
 )
 def test_compiled_terms_and_lbfgs_fit_like_the_eager_ones():

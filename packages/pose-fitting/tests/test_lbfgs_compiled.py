@@ -1,7 +1,6 @@
 """`LBFGSOptions(compile=True)`: the L-BFGS bookkeeping through torch.compile, same numbers."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -9,13 +8,14 @@ import pytest
 import torch
 
 from pose_fitting import LBFGSOptions, StoppingRules, compile_function, minimize
-from pose_fitting._lbfgs import LBFGSState, _kernels, _search_start
+from pose_fitting._lbfgs import LBFGSState, _begin_inputs, _kernels, _search_start
+from pose_fitting.testing import cxx_compiler
 
 F64 = torch.float64
 B, N = 3, 2  # one shape for every compiled test below: compiled once per test session
 
 needs_compiler = pytest.mark.skipif(
-    not any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++") if c),
+    cxx_compiler() is None,
     reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
 )
 
@@ -40,18 +40,7 @@ def _state_with_history(generator: torch.Generator) -> LBFGSState:
 
 def _begin(kernels, state: LBFGSState, active: torch.Tensor, select_always: bool):
     return kernels.iteration_begin(
-        state.g,
-        state.s_history,
-        state.y_history,
-        state.sy,
-        state.yy,
-        state.history_count,
-        state.h_diag,
-        state.d,
-        state.t,
-        state.g_prev,
-        state.has_previous,
-        state.num_iterations,
+        *_begin_inputs(state),
         active,
         torch.zeros(B, dtype=torch.long),
         learning_rate=1.0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,12 +14,15 @@ def _from_the_compiler(error: BaseException) -> bool:
     return type(error).__module__.startswith(("torch._dynamo", "torch._inductor"))
 
 
+@functools.cache
 def compile_function(
     function: Callable[..., Any], *, option: str, fullgraph: bool = False
 ) -> Callable[..., Any]:
     """``torch.compile(function, dynamic=False)``; a compiler failure raises RuntimeError naming
     `option` (the setting that asked for compilation) and the usual cause.
 
+    Made once per process for the same arguments (the same compiled wrapper comes back), so
+    torch's cache of compiled code, per input shapes and guards, serves every later fit.
     Compilation happens at the first call of each new input shape, so that is where a missing
     C++ compiler (torch.compile on CPU needs one) surfaces.
     """

@@ -334,26 +334,22 @@ def _rows_dot(a: Tensor, b: Tensor) -> Tensor:
 
 def _push_history(state: LBFGSState, update: Tensor, s: Tensor, y: Tensor, ys: Tensor) -> None:
     """Append (s, y) to the histories of the items in `update` (dropping the oldest)."""
-    (
-        state.s_history,
-        state.y_history,
-        state.sy,
-        state.yy,
-        state.history_count,
-        state.h_diag,
-    ) = _pushed(
-        state.s_history,
-        state.y_history,
-        state.sy,
-        state.yy,
-        state.history_count,
-        state.h_diag,
-        update,
-        s,
-        y,
-        ys,
-        select_always=False,
+    values = _pushed(
+        *(getattr(state, name) for name in _HISTORY), update, s, y, ys, select_always=False
     )
+    for name, value in zip(_HISTORY, values, strict=True):
+        setattr(state, name, value)
+
+
+#: The `LBFGSState` fields a history push updates, in `_pushed`'s order.
+_HISTORY = ("s_history", "y_history", "sy", "yy", "history_count", "h_diag")
+#: The `LBFGSState` fields `_iteration_begin` reads after `g` and returns updated, in order.
+_CARRIED = (*_HISTORY, "d", "t", "g_prev", "has_previous", "num_iterations")
+
+
+def _begin_inputs(state: LBFGSState) -> tuple[Tensor, ...]:
+    """`_iteration_begin`'s leading arguments taken from `state`: g, then the `_CARRIED`."""
+    return (state.g, *(getattr(state, name) for name in _CARRIED))
 
 
 def _pushed(
@@ -449,13 +445,13 @@ class _Begin(NamedTuple):
     yy: Tensor
     history_count: Tensor
     h_diag: Tensor
-    d_last: Tensor
-    t_last: Tensor
+    d: Tensor  # the state's last direction (the new one for the active items)
+    t: Tensor
     g_prev: Tensor
     has_previous: Tensor
     num_iterations: Tensor
     inner: Tensor
-    d: Tensor
+    direction: Tensor  # this iteration's search direction
     t0: Tensor
     gtd: Tensor
     active: Tensor
@@ -490,18 +486,9 @@ def _iteration_begin(
     ys = (y * s).sum(dim=-1)
     update = active & has_previous & (ys > _MIN_CURVATURE)
     s_history, y_history, sy, yy, history_count, h_diag = _pushed(
-        s_history,
-        y_history,
-        sy,
-        yy,
-        history_count,
-        h_diag,
-        update,
-        s,
-        y,
-        ys,
+        s_history, y_history, sy, yy, history_count, h_diag, update, s, y, ys,
         select_always=select_always,
-    )
+    )  # fmt: skip
     d = _direction_of(g, h_diag, s_history, y_history, sy, yy)
     g_abs_sum = g.abs().sum(dim=-1)
     first_step = torch.clamp(1.0 / g_abs_sum, max=1.0) * learning_rate
@@ -515,13 +502,13 @@ def _iteration_begin(
         yy=yy,
         history_count=history_count,
         h_diag=h_diag,
-        d_last=_where(active, d, d_last),
-        t_last=torch.where(active & ~descent, torch.zeros_like(t_last), t_last),
+        d=_where(active, d, d_last),
+        t=torch.where(active & ~descent, torch.zeros_like(t_last), t_last),
         g_prev=_where(active, g, g_prev),
         has_previous=has_previous | active,
         num_iterations=num_iterations,
         inner=inner,
-        d=d,
+        direction=d,
         t0=t0,
         gtd=gtd,
         active=active & descent,
@@ -575,11 +562,10 @@ class _Kernels(NamedTuple):
 
 
 _EAGER = _Kernels(_search_start, _trial_point, _search_round, _iteration_begin, _iteration_end)
-_COMPILED: list[_Kernels] = []
 
 
 def _kernels(compiled: bool) -> _Kernels:
-    """The eager steps, or the same functions compiled once per process (`torch.compile`).
+    """The eager steps, or the same functions compiled once per process (`compile_function`).
 
     Compiled, each step is one generated kernel instead of tens to a hundred small tensor
     operations; the compiled code is cached by torch per input shapes (one compilation per
@@ -587,16 +573,12 @@ def _kernels(compiled: bool) -> _Kernels:
     """
     if not compiled:
         return _EAGER
-    if not _COMPILED:
-        _COMPILED.append(
-            _Kernels(
-                *(
-                    compile_function(step, option="LBFGSOptions(compile=True)", fullgraph=True)
-                    for step in _EAGER
-                )
-            )
+    return _Kernels(
+        *(
+            compile_function(step, option="LBFGSOptions(compile=True)", fullgraph=True)
+            for step in _EAGER
         )
-    return _COMPILED[0]
+    )
 
 
 def lbfgs_iteration(
@@ -628,29 +610,15 @@ def lbfgs_iteration(
     active = stepping & ~(state.g.abs().amax(dim=-1) <= gradient_tolerance)
     while bool(active.any()):
         begin = kernels.iteration_begin(
-            state.g,
-            state.s_history,
-            state.y_history,
-            state.sy,
-            state.yy,
-            state.history_count,
-            state.h_diag,
-            state.d,
-            state.t,
-            state.g_prev,
-            state.has_previous,
-            state.num_iterations,
+            *_begin_inputs(state),
             active,
             inner,
             learning_rate=learning_rate,
             change_tolerance=change_tolerance,
             select_always=compiled,
         )
-        state.s_history, state.y_history = begin.s_history, begin.y_history
-        state.sy, state.yy = begin.sy, begin.yy
-        state.history_count, state.h_diag = begin.history_count, begin.h_diag
-        state.d, state.t, state.g_prev = begin.d_last, begin.t_last, begin.g_prev
-        state.has_previous, state.num_iterations = begin.has_previous, begin.num_iterations
+        for name in _CARRIED:
+            setattr(state, name, getattr(begin, name))
         inner, active = begin.inner, begin.active
         if not bool(active.any()):
             break
@@ -659,7 +627,7 @@ def lbfgs_iteration(
             evaluate,
             state.x,
             begin.t0,
-            begin.d,
+            begin.direction,
             state.f,
             state.g,
             begin.gtd,
@@ -673,7 +641,7 @@ def lbfgs_iteration(
             state.f,
             state.g,
             state.t,
-            begin.d,
+            begin.direction,
             t,
             f_new,
             g_new,

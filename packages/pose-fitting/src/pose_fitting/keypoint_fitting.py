@@ -298,7 +298,9 @@ def fit_keypoints(
         z, betas, translation = params["z"], params["betas"], params["camera_translation"]
         global_orient, body_pose, joints = model(z, betas)
         reprojection, pose_prior, shape_prior, projected = (
-            _compiled_terms() if compiled else _keypoint_terms
+            compile_function(_keypoint_terms, option="KeypointFittingOptions(compile=True)")
+            if compiled
+            else _keypoint_terms
         )(
             joints,
             z,
@@ -365,16 +367,3 @@ def _keypoint_terms(
     projected = project_points(joints, focal_px=focal, center_px=center, translation=translation)
     reprojection = reprojection_term(projected, keypoints, sigma_px=sigma, weight=data_weight)
     return reprojection, w_pose * squared_norm(z), w_shape * squared_norm(betas), projected
-
-
-_COMPILED_TERMS: list = []
-
-
-def _compiled_terms():
-    """`_keypoint_terms` through ``torch.compile``, made once per process (torch reuses the
-    compiled code for every later fit with the same shapes)."""
-    if not _COMPILED_TERMS:
-        _COMPILED_TERMS.append(
-            compile_function(_keypoint_terms, option="KeypointFittingOptions(compile=True)")
-        )
-    return _COMPILED_TERMS[0]

@@ -20,6 +20,8 @@ batch equals fitting each item alone exactly.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,7 @@ __all__ = [
     "LinearPoseDecoder",
     "ToyKeypointProblem",
     "ToyKinematicBody",
+    "cxx_compiler",
     "synthetic_gaussian_mixture",
     "toy_keypoint_problem",
 ]
@@ -314,3 +317,10 @@ def toy_keypoint_problem(
         keypoints_3d=joints,
         keypoints_2d=keypoints_2d,
     )
+
+
+def cxx_compiler() -> str | None:
+    """Path of a C++ compiler ``torch.compile`` could use on CPU (CXX, g++, c++, clang++), or
+    None: tests of the compiled fitting skip without one."""
+    names = (os.environ.get("CXX", ""), "g++", "c++", "clang++")
+    return next((path for path in map(shutil.which, filter(None, names)) if path), None)
