@@ -206,6 +206,62 @@ def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
         decoder(torch.zeros(3, 144))
 
 
+@NEEDS_COMPILER
+def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(loaded) -> None:
+    from pipeline.fitting import body_keypoints, flow_decoder
+
+    from pose_fitting import KeypointFittingOptions, LBFGSOptions, StoppingRules, fit_keypoints
+
+    model, _ = loaded
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(2, model.backbone.num_features, generator=generator)
+    keypoints = torch.cat(
+        [112 + 40 * torch.randn(2, 44, 2, generator=generator), torch.ones(2, 44, 1)], dim=-1
+    )
+    settings = {
+        "stopping": StoppingRules(max_iterations=1),
+        "lbfgs": LBFGSOptions(max_inner_iterations=3),
+    }
+    results = []
+    for compile in (False, True):
+        decoder = flow_decoder(model, features, compile=compile)
+        results.append(
+            fit_keypoints(
+                decoder=decoder,
+                body_model=body_keypoints(model.body_model, path="fast", compile=compile),
+                keypoints_2d=keypoints,
+                init_z=torch.zeros(2, 144),
+                init_betas=torch.zeros(2, 10),
+                init_camera_translation=torch.tensor([[0.0, 0.2, 12.0]]).repeat(2, 1),
+                focal_px=500.0,
+                image_size_px=torch.full((2, 2), 224.0),
+                options=KeypointFittingOptions(compile=compile, **settings),
+            )
+        )
+    eager, compiled = results
+    assert (compiled.loss < compiled.report.initial_loss).all()
+    torch.testing.assert_close(compiled.loss, eager.loss, rtol=1e-3, atol=0)
+    assert compiled.report.objective_calls > 1
+    # The decoder's stale-flow check stays out of the compiled trace, and runs in each fit's
+    # eager first evaluation: a flow changed between fits makes the next fit raise.
+    z = compiled.z.clone()
+    _refuses_after_an_actnorm_change(
+        model,
+        lambda _: fit_keypoints(
+            decoder=decoder,
+            body_model=body_keypoints(model.body_model, path="fast", compile=True),
+            keypoints_2d=keypoints,
+            init_z=z,
+            init_betas=compiled.betas,
+            init_camera_translation=compiled.camera_translation,
+            focal_px=500.0,
+            image_size_px=torch.full((2, 2), 224.0),
+            options=KeypointFittingOptions(compile=True, **settings),
+        ),
+        z,
+    )
+
+
 def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
     from pipeline.fitting import flow_decoder
 

@@ -92,8 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="ProHMR fitting through torch.compile (decoder, body model, loss terms, L-BFGS "
-        "bookkeeping; compiled on the first batch of each size, same values up to rounding)",
+        help="ProHMR fitting through torch.compile (the objective with its gradient as one "
+        "function, and the L-BFGS bookkeeping; compiled on the first batch of each size, same "
+        "values up to rounding)",
     )
     return parser.parse_args(argv)
 

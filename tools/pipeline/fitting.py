@@ -123,7 +123,11 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
         def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
             _check_rows(z, context)
             z = z.to(context.dtype)
-            inverse.check(z)  # outside the compiled code: a changed flow raises
+            # Outside any compiled code: a changed flow raises at every eager call. Traced into
+            # an enclosing compiled objective (KeypointFittingOptions(compile=True)) it is left
+            # out; fit_keypoints then calls the decoder eagerly once per fit, which checks.
+            if not torch.compiler.is_compiling():
+                inverse.check(z)
             rotmats = decode(inverse, z)
             return rotmats[:, :1], rotmats[:, 1:]
 

@@ -1,4 +1,5 @@
-"""`LBFGSOptions(compile=True)`: the L-BFGS bookkeeping through torch.compile, same numbers."""
+"""Compiled fitting core: the L-BFGS bookkeeping (`LBFGSOptions(compile=True)`) and the objective
+(`minimize(compile_objective=...)`) through torch.compile, same numbers, clear errors."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from pose_fitting import LBFGSOptions, StoppingRules, compile_function, minimize
+from pose_fitting import LBFGSOptions, StoppingRules, _compile, compile_function, minimize
 from pose_fitting._lbfgs import LBFGSState, _begin_inputs, _kernels, _search_start
 from pose_fitting.testing import cxx_compiler
 
@@ -147,3 +148,64 @@ def test_errors_of_the_function_itself_pass_through_unchanged():
     wrapped = compile_function(needs_two_columns, option="test(compile=True)")
     with pytest.raises(ValueError, match="2 columns, got 3"):
         wrapped(torch.zeros(1, 3))
+
+
+@needs_compiler
+@pytest.mark.parametrize("mode", ["whole", "pieces"])
+def test_a_compiled_objective_fits_like_the_eager_one(mode):
+    stopping = StoppingRules(max_iterations=30)
+    eager = minimize(rosenbrock, {"x": STARTS}, stopping=stopping)
+    compiled = minimize(rosenbrock, {"x": STARTS}, stopping=stopping, compile_objective=mode)
+    torch.testing.assert_close(compiled.params["x"], eager.params["x"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(compiled.report.initial_loss, eager.report.initial_loss)
+    assert compiled.report.reasons == eager.report.reasons
+    calls = (compiled.report.objective_calls, eager.report.objective_calls)
+    assert abs(calls[0] - calls[1]) <= 0.1 * calls[1], calls
+
+
+@needs_compiler
+def test_checks_kept_out_of_the_trace_run_in_the_first_evaluation():
+    eager_calls = [0]
+
+    def objective(params):
+        if not torch.compiler.is_compiling():  # a Python-side check, as the tools' decoder has
+            eager_calls[0] += 1
+        return rosenbrock(params)
+
+    stopping = StoppingRules(max_iterations=3)
+    result = minimize(objective, {"x": STARTS}, stopping=stopping, compile_objective="whole")
+    assert eager_calls[0] == 1 < result.report.objective_calls
+    eager_calls[0] = 0
+    result = minimize(objective, {"x": STARTS}, stopping=stopping)
+    assert eager_calls[0] == result.report.objective_calls
+
+
+@needs_compiler
+def test_an_objective_that_does_not_trace_whole_is_refused_with_the_alternative():
+    scales = [1.0, 0.5]
+
+    def branchy(params):  # a Python index from a tensor's value: a graph break
+        x = params["x"]
+        return scales[int((x[:, 0] > 10).any())] * rosenbrock(params)
+
+    stopping = StoppingRules(max_iterations=2)
+    with pytest.raises(RuntimeError, match=r"as one graph.*compile_objective='pieces'"):
+        minimize(branchy, {"x": STARTS}, stopping=stopping, compile_objective="whole")
+    pieces = minimize(branchy, {"x": STARTS}, stopping=stopping, compile_objective="pieces")
+    eager = minimize(branchy, {"x": STARTS}, stopping=stopping)
+    torch.testing.assert_close(pieces.params["x"], eager.params["x"], atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="compile_objective"):
+        minimize(rosenbrock, {"x": STARTS}, compile_objective="all")  # type: ignore[arg-type]
+
+
+@needs_compiler
+def test_too_many_compiled_versions_say_so(monkeypatch):
+    monkeypatch.setattr(_compile, "RECOMPILE_LIMIT", 1)
+
+    def double(x):
+        return 2 * x
+
+    wrapped = compile_function(double, option="test(compile=True)", fullgraph=True)
+    wrapped(torch.zeros(2))
+    with pytest.raises(RuntimeError, match=r"made 1 compiled versions of double.*batch size"):
+        wrapped(torch.zeros(3))

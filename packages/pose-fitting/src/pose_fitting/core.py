@@ -46,11 +46,13 @@ import torch
 from torch import Tensor
 
 from pose_fitting._checks import check_finite
+from pose_fitting._compile import compile_function
 from pose_fitting._lbfgs import LBFGSState, lbfgs_iteration
 
 __all__ = [
     "CONVERGED_REASONS",
     "AdamOptions",
+    "CompileObjective",
     "FitReport",
     "LBFGSOptions",
     "MinimizeResult",
@@ -182,6 +184,9 @@ class FitReport:
             one included).
         initial_loss: (B,) loss at the initial parameters.
         final_loss: (B,) loss at the returned parameters.
+        objective_calls: calls of the objective on the whole batch (the initial one
+            included): what a fit costs. At least the largest `function_evaluations`; more
+            when the items' line searches are not in step.
     """
 
     converged: Tensor
@@ -191,6 +196,7 @@ class FitReport:
     function_evaluations: Tensor
     initial_loss: Tensor
     final_loss: Tensor
+    objective_calls: int = 0
 
     def summary(self) -> dict[str, int]:
         """Count of items per stop reason, e.g. ``{"relative_change": 3, "max_iterations": 1}``."""
@@ -311,15 +317,68 @@ class _Packer:
         return torch.stack(stats, dim=1)
 
 
+CompileObjective = Literal["whole", "pieces"]
+
+_WHOLE = "minimize(compile_objective='whole')"
+_PIECES = "minimize(compile_objective='pieces')"
+_NOT_WHOLE = (
+    "The objective (in keypoint fitting: the decoder and the body model too) must trace as one "
+    "graph for 'whole'; compile it in pieces instead: compile_objective='pieces' "
+    "(KeypointFittingOptions(compile_mode='pieces')), or leave compilation off"
+)
+
+
+def _value_and_grad(objective: Objective, packer: _Packer, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-item losses (B,) and the gradient of their sum, by ``torch.func.grad`` (traceable)."""
+
+    def total(x: Tensor) -> tuple[Tensor, Tensor]:
+        loss = objective(packer.unpack(x))
+        return loss.sum(), loss
+
+    grad, loss = torch.func.grad(total, has_aux=True)(x)
+    return loss, grad
+
+
+def _objective_value(objective: Objective, packer: _Packer, x: Tensor) -> Tensor:
+    return objective(packer.unpack(x))
+
+
 def _make_evaluate(
-    objective: Objective, packer: _Packer
+    objective: Objective,
+    packer: _Packer,
+    calls: list[int],
+    compiled: CompileObjective | None = None,
 ) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """x (B, n) -> (loss (B,), gradient (B, n)), counting the calls in ``calls[0]``.
+
+    ``compiled="whole"``: value and gradient as one compiled function (no output checks: the
+    shapes are fixed per compiled graph, and `minimize` checks them in an eager call first).
+    ``"pieces"``: the objective's forward compiled (graph breaks allowed), autograd backward.
+    """
     batch = packer.batch_size
+    if compiled == "whole":
+        whole = compile_function(
+            _value_and_grad, option=_WHOLE, fullgraph=True, untraceable=_NOT_WHOLE
+        )
+
+        def evaluate_whole(x: Tensor) -> tuple[Tensor, Tensor]:
+            calls[0] += 1
+            with torch.enable_grad():
+                loss, grad = whole(objective, packer, x.detach())
+            return loss.detach().to(x.dtype), grad.detach()
+
+        return evaluate_whole
+    forward = (
+        compile_function(_objective_value, option=_PIECES)
+        if compiled == "pieces"
+        else _objective_value
+    )
 
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
+        calls[0] += 1
         leaf = x.detach().requires_grad_(True)
         with torch.enable_grad():
-            loss = objective(packer.unpack(leaf))
+            loss = forward(objective, packer, leaf)
             if not isinstance(loss, Tensor):
                 raise TypeError(
                     f"`objective` must return a torch.Tensor of per-item losses (B,) = ({batch},), "
@@ -350,6 +409,7 @@ def minimize(
     lbfgs: LBFGSOptions | None = None,
     adam: AdamOptions | None = None,
     skip_reasons: Sequence[str | None] | None = None,
+    compile_objective: CompileObjective | None = None,
 ) -> MinimizeResult:
     """Minimise a per-item objective over a batch, every item independently.
 
@@ -366,6 +426,14 @@ def minimize(
         adam: Adam settings; default `AdamOptions()`.
         skip_reasons: optional B entries; an item whose entry is a string is not optimised and
             reports that string as its reason (``optimized = False``).
+        compile_objective: evaluate the objective through ``torch.compile`` after a first
+            eager evaluation (which runs its checks as written). ``"whole"``: the objective
+            and its gradient (``torch.func.grad`` of the summed losses) as one compiled
+            function, forward and backward in one generated piece of code: the fastest, for
+            objectives that trace without graph breaks (else RuntimeError). ``"pieces"``: the
+            objective's forward compiled with graph breaks allowed, the backward by autograd.
+            Compiled once per process, batch size and kind of objective (on CPU a C++ compiler
+            is needed); same values up to float rounding. None (default): eager.
 
     Returns:
         `MinimizeResult` with the optimised parameters, the per-item losses and the report.
@@ -375,7 +443,9 @@ def minimize(
             does not return a tensor.
         ValueError: for inconsistent batch sizes, dtypes or devices, NaN/inf initial values,
             a wrong objective output shape, bad option values or a wrong `skip_reasons` length.
-        RuntimeError: when called inside ``torch.inference_mode()`` (autograd is needed).
+        RuntimeError: when called inside ``torch.inference_mode()`` (autograd is needed), or
+            when `compile_objective` is set and torch.compile fails (no C++ compiler; for
+            ``"whole"``, an objective that does not trace as one graph).
     """
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
@@ -404,8 +474,15 @@ def minimize(
                 reasons[b] = str(reason)
                 optimized[b] = False
 
-    evaluate = _make_evaluate(objective, packer)
-    f, g = evaluate(x0)
+    if compile_objective not in (None, "whole", "pieces"):
+        raise ValueError(
+            f"unknown compile_objective {compile_objective!r}; expected None, 'whole' or 'pieces'"
+        )
+    calls = [0]
+    # The first evaluation is eager: the objective's output checks, and any Python-side checks
+    # of its own (which a compiled trace would leave out), run once per fit as written.
+    f, g = _make_evaluate(objective, packer, calls)(x0)
+    evaluate = _make_evaluate(objective, packer, calls, compile_objective)
     initial_loss = f.clone()
     evaluations = torch.ones(B, dtype=torch.long, device=device)
     iterations = torch.zeros(B, dtype=torch.long, device=device)
@@ -505,6 +582,7 @@ def minimize(
         function_evaluations=evaluations,
         initial_loss=initial_loss,
         final_loss=f.clone(),
+        objective_calls=calls[0],
     )
     params = {name: value.detach().clone() for name, value in packer.unpack(x).items()}
     return MinimizeResult(params=params, loss=f.clone(), report=report)

@@ -44,7 +44,6 @@ from pose_fitting._common import (
     prepare_keypoints,
     skip_reasons_for_keypoints,
 )
-from pose_fitting._compile import compile_function
 from pose_fitting.core import AdamOptions, FitReport, LBFGSOptions, StoppingRules, minimize
 from pose_fitting.terms import image_size_weight, reprojection_term, squared_norm
 from pose_geometry import (
@@ -171,11 +170,19 @@ class KeypointFittingOptions:
             uses 10).
         lbfgs: L-BFGS settings (lr 1, 20 inner iterations, history 100, strong Wolfe).
         adam: Adam settings, used when ``optimizer="adam"``.
-        compile: run the projection, the data term and the priors, and the L-BFGS
-            bookkeeping (`LBFGSOptions.compile`), through ``torch.compile``, compiled once per
-            process and batch size (on CPU a C++ compiler is needed). The decoder and body
-            model are the caller's callables: compile those separately (the tools do). Same
-            values up to float rounding; not in the original.
+        compile: run the objective and the L-BFGS bookkeeping (`LBFGSOptions.compile`)
+            through ``torch.compile`` (`minimize`'s ``compile_objective``), compiled once per
+            process, batch size and kind of callables; on CPU a C++ compiler is needed. The
+            decoder and the body model are traced into the compiled code; the first
+            evaluation of each fit is eager, so a check in them that compares Python-side
+            state runs there (keep it out of the trace with ``if not
+            torch.compiler.is_compiling()``). Same values up to float rounding; not in the
+            original.
+        compile_mode: ``"whole"`` (default): the objective and its gradient as one compiled
+            function, for a decoder and body model that trace without graph breaks
+            (RuntimeError otherwise). ``"pieces"``: the forward compiled with graph breaks
+            allowed, the backward by autograd (e.g. smplx's SMPL, whose kinematic chain
+            calls ``.item()``).
     """
 
     pose_prior_weight: float = 4.0
@@ -190,8 +197,13 @@ class KeypointFittingOptions:
     lbfgs: LBFGSOptions = field(default_factory=LBFGSOptions)
     adam: AdamOptions = field(default_factory=AdamOptions)
     compile: bool = False
+    compile_mode: Literal["whole", "pieces"] = "whole"
 
     def __post_init__(self) -> None:
+        if self.compile_mode not in ("whole", "pieces"):
+            raise ValueError(
+                f"`compile_mode` must be 'whole' or 'pieces', got {self.compile_mode!r}"
+            )
         check_option_ranges(
             self,
             non_negative=("pose_prior_weight", "shape_prior_weight", "confidence_threshold"),
@@ -292,16 +304,10 @@ def fit_keypoints(
         )
         return global_orient, body_pose, joints
 
-    def terms_of(
-        params: Mapping[str, Tensor], compiled: bool = False
-    ) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
+    def terms_of(params: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         z, betas, translation = params["z"], params["betas"], params["camera_translation"]
         global_orient, body_pose, joints = model(z, betas)
-        reprojection, pose_prior, shape_prior, projected = (
-            compile_function(_keypoint_terms, option="KeypointFittingOptions(compile=True)")
-            if compiled
-            else _keypoint_terms
-        )(
+        reprojection, pose_prior, shape_prior, projected = _keypoint_terms(
             joints,
             z,
             betas,
@@ -318,7 +324,7 @@ def fit_keypoints(
         return terms, (global_orient, body_pose, joints, projected)
 
     def objective(params: dict[str, Tensor]) -> Tensor:
-        terms, _ = terms_of(params, compiled=options.compile)
+        terms, _ = terms_of(params)
         return terms["reprojection"] + terms["pose_prior"] + terms["shape_prior"]
 
     skip = skip_reasons_for_keypoints(
@@ -332,6 +338,7 @@ def fit_keypoints(
         lbfgs=replace(options.lbfgs, compile=True) if options.compile else options.lbfgs,
         adam=options.adam,
         skip_reasons=skip,
+        compile_objective=options.compile_mode if options.compile else None,
     )
     with torch.no_grad():
         terms, (global_orient, body_pose, joints, projected) = terms_of(result.params)
