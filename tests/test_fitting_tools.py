@@ -438,14 +438,14 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     code = tool.main(
         [
             "--checkpoint", str(checkpoint), "--batch-sizes", "2", "--iterations", "1",
-            "--threads", "1", "--component-repeats", "2", "--json", str(out),
+            "--threads", "1", "--component-repeats", "2", "--repeats", "3", "--json", str(out),
         ]
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
     assert {row["body_path"] for row in report["fits"]} == {"fast", "full", "stand-in"}
     assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
-    assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])  # default --repeats
+    assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])
     assert set(report["evaluation_ms"]) == {"2"} and len(report["evaluation_ms"]["2"]) == 3
     # the bound is the stand-in body's per-evaluation speed-up over the full path
     stand_in = next(row for row in report["fits"] if row["body_path"] == "stand-in")

@@ -11,9 +11,11 @@ line search), once with the body model's joints-only path (`BodyModel.keypoints_
 the fitting tools use) and once with the full forward (all vertices, then the keypoint
 regressors, as the original evaluates SMPL at every step), in the same process, and once more
 with a stand-in body model of three tensor operations. The paths run in alternating rounds
-(``--repeats``, default 3); printed are the fastest round's time per image, objective
+(``--repeats``, default 5); printed are the fastest round's time per image, objective
 evaluations and time per evaluation of each path, and the median over rounds of the per-round
-full / fast ratios (the machine's load drifts; a ratio taken within a round is what compares).
+full / fast ratios (the machine's load drifts; a ratio taken within a round is what compares,
+and a fit of one image takes under a second, so a burst of load on a shared CPU can slow one
+round's fast fit by 2x: five rounds keep such a round from setting the median).
 The stand-in's evaluations cost what every path shares (decoder, loss terms, autograd, L-BFGS
 bookkeeping) and almost nothing more, so full / stand-in per evaluation bounds the speed-up
 per evaluation that any body model could give at that batch size. Last, per batch size, the
@@ -67,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--iterations", type=int, default=30, help="outer L-BFGS iterations")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="rounds per batch size (each runs both paths)"
+        "--repeats", type=int, default=5, help="rounds per batch size (each runs every path)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
