@@ -99,6 +99,8 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
             compiled by ``torch.compile`` (compiled once per process and batch size; later
             decoders of the same model reuse it). Needs the frozen inverse (model frozen,
             additive couplings) and, on CPU, a C++ compiler. Same values up to float rounding.
+            Traced into a compiled objective (``KeypointFittingOptions(compile=True)``), its
+            stale-flow check is left out of the trace; the fit's eager first evaluation runs it.
 
     Returns:
         ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
