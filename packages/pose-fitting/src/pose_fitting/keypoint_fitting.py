@@ -307,20 +307,16 @@ def fit_keypoints(
     def terms_of(params: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
         z, betas, translation = params["z"], params["betas"], params["camera_translation"]
         global_orient, body_pose, joints = model(z, betas)
-        reprojection, pose_prior, shape_prior, projected = _keypoint_terms(
-            joints,
-            z,
-            betas,
-            translation,
-            focal,
-            center,
-            kp,
-            data_weight,
-            sigma=options.sigma_px,
-            w_pose=w_pose,
-            w_shape=w_shape,
+        projected = project_points(
+            joints, focal_px=focal, center_px=center, translation=translation
         )
-        terms = {"reprojection": reprojection, "pose_prior": pose_prior, "shape_prior": shape_prior}
+        terms = {
+            "reprojection": reprojection_term(
+                projected, kp, sigma_px=options.sigma_px, weight=data_weight
+            ),
+            "pose_prior": w_pose * squared_norm(z),
+            "shape_prior": w_shape * squared_norm(betas),
+        }
         return terms, (global_orient, body_pose, joints, projected)
 
     def objective(params: dict[str, Tensor]) -> Tensor:
@@ -354,23 +350,3 @@ def fit_keypoints(
         terms={k: v.detach() for k, v in terms.items()},
         report=result.report,
     )
-
-
-def _keypoint_terms(
-    joints: Tensor,
-    z: Tensor,
-    betas: Tensor,
-    translation: Tensor,
-    focal: Tensor,
-    center: Tensor,
-    keypoints: Tensor,
-    data_weight: Tensor,
-    *,
-    sigma: float,
-    w_pose: float,
-    w_shape: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(reprojection, pose prior, shape prior) per item, and the projected keypoints."""
-    projected = project_points(joints, focal_px=focal, center_px=center, translation=translation)
-    reprojection = reprojection_term(projected, keypoints, sigma_px=sigma, weight=data_weight)
-    return reprojection, w_pose * squared_norm(z), w_shape * squared_norm(betas), projected
