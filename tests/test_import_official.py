@@ -308,3 +308,67 @@ def test_lifting_import_gives_identical_samples(tmp_path) -> None:
         torch.testing.assert_close(
             output.keypoints_3d, expected.reshape(3, 5, 16, 3), rtol=1e-4, atol=1e-4
         )
+
+
+class AttributeDict(dict):
+    """Like Lightning's AttributeDict: a dict subclass in the file's metadata."""
+
+
+class ListOfThings(list):
+    """A list subclass in the file's metadata."""
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_lightning_metadata_with_dict_and_list_subclasses_is_read(
+    official_prohmr, tmp_path, zip_format
+) -> None:
+    """Metadata objects of unknown classes become inert stand-ins; dict and list subclasses
+    keep their items (pickle fills them after building the object)."""
+    from pipeline.config import BodyConfig
+
+    _, state, mean = official_prohmr
+    tool = _load_tool("import_official_checkpoint")
+    path = tmp_path / "lightning.ckpt"
+    hyper = AttributeDict(lr=1e-4, nested=AttributeDict(depth=18), items=ListOfThings([1, 2]))
+    torch.save(
+        {"state_dict": state, "hyper_parameters": hyper, "global_step": 7},
+        path,
+        _use_new_zipfile_serialization=zip_format,
+    )
+    loaded = tool.read_official(path)
+    assert loaded["global_step"] == 7
+    inert = loaded["hyper_parameters"]
+    assert inert.global_name.endswith("AttributeDict")
+    assert inert.items["lr"] == 1e-4 and inert.items["nested"].items == {"depth": 18}
+    assert inert.items["items"].elements == [1, 2]
+    for key, value in state.items():
+        torch.testing.assert_close(loaded["state_dict"][key], value, rtol=0, atol=0)
+    body = BodyConfig(model_path="procedural", mean_params_path=str(mean))
+    ours, _ = tool.import_prohmr(loaded, body)
+    assert ours["step"] == 7
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
+def test_resnet_depth_is_inferred_for_every_supported_depth(depth) -> None:
+    from pipeline.official import infer_resnet_depth
+
+    from hmr_backbone import ResNet
+
+    with torch.device("meta"):
+        keys = {f"backbone.{k}": None for k in ResNet(depth=depth).state_dict()}
+    context = 512 if depth < 50 else 2048
+    assert infer_resnet_depth(keys, context_features=context) == depth
+
+
+def test_resnet_depth_mismatches_are_refused() -> None:
+    from pipeline.official import CheckpointImportError, infer_resnet_depth
+
+    from hmr_backbone import ResNet
+
+    with torch.device("meta"):
+        keys = {f"backbone.{k}": None for k in ResNet(depth=34).state_dict()}
+    with pytest.raises(CheckpointImportError, match=r"ResNet-34 .* 2048 features, expected 512"):
+        infer_resnet_depth(keys, context_features=2048)
+    truncated = {k: v for k, v in keys.items() if not k.startswith("backbone.layer3.5.")}
+    with pytest.raises(CheckpointImportError, match=r"basic blocks per stage \[3, 4, 5, 3\]"):
+        infer_resnet_depth(truncated, context_features=512)

@@ -18,38 +18,95 @@ anything else unexpected or missing is an error listing the keys. The output loa
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import pickle
 import sys
 import types
+import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from pipeline.config import BodyConfig, LiftingConfig, ProHMRConfig, config_to_dict
-from pipeline.official import infer_prohmr_sizes, load_strict, route_official_state_dict
+from pipeline.official import (
+    CheckpointImportError,
+    infer_prohmr_sizes,
+    load_strict,
+    route_official_state_dict,
+)
 from pipeline.runtime import save_checkpoint
+from torch import Tensor
 
 
-class _Opaque:
-    """Stand-in for any class in the file that is not a tensor or container (never called)."""
+class _Inert:
+    """Stand-in for a class or function of the file that the importer does not know.
+
+    Unpickling builds one of these instead of looking the global up, so nothing of the file's
+    choosing is imported or called. It records what the pickle gives it (constructor arguments,
+    state, items of a dict subclass, elements of a list subclass) and does nothing else; calling
+    it (a pickle may call a stand-in it built) returns another inert stand-in.
+    """
+
+    global_name = "?"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
+        self.kwargs = kwargs
 
     def __setstate__(self, state: Any) -> None:
-        self.state = state
+        self.__dict__["state"] = state
 
-    def __call__(self, *args: Any, **kwargs: Any) -> _Opaque:
-        return _Opaque(*args)  # e.g. getattr(Class, name)(...) chains: stay inert
+    def __setitem__(self, key: Any, value: Any) -> None:  # dict subclasses (AttributeDict, ...)
+        self.__dict__.setdefault("items", {})[key] = value
+
+    def append(self, value: Any) -> None:  # list subclasses
+        self.__dict__.setdefault("elements", []).append(value)
+
+    def extend(self, values: Any) -> None:
+        self.__dict__.setdefault("elements", []).extend(values)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Inert:
+        return _inert_class(self.global_name, "<call>")(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<inert {self.global_name}>"
 
 
+@functools.cache
+def _inert_class(module: str, name: str) -> type[_Inert]:
+    """One inert stand-in class per global the file names (its name kept for reports)."""
+    return type(f"Inert[{module}.{name}]", (_Inert,), {"global_name": f"{module}.{name}"})
+
+
+def _rebuild_tensor(storage: Any, offset: int, size: Any, stride: Any, *args: Any) -> Tensor:
+    """A tensor from its storage, without the pickle's backward hooks or metadata.
+
+    The pickle names torch's own rebuild function; its remaining arguments (requires_grad,
+    backward hooks, metadata) are dropped here so that no object of the file is attached to
+    the tensor.
+    """
+    with warnings.catch_warnings():  # torch's storages in a pickle are TypedStorage (deprecated)
+        warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
+        empty = torch.empty(0, dtype=storage.dtype, device=storage.device)
+        return empty.set_(storage, int(offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data: Tensor, requires_grad: bool, *args: Any) -> Tensor:
+    """A parameter's data (hooks and extra state of the pickle are dropped)."""
+    return data.detach()
+
+
+# The globals a Lightning checkpoint's tensors need. Everything else becomes inert.
+_REBUILDERS = {
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+}
 _ALLOWED = {
     ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
     ("torch", "Size"),
     ("torch", "device"),
     ("builtins", "set"),
@@ -63,35 +120,77 @@ _STORAGES = {
 
 
 class _InertUnpickler(pickle.Unpickler):
+    """Resolves only the globals above; any other class or function becomes an inert stand-in."""
+
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _REBUILDERS:
+            return _REBUILDERS[(module, name)]
         if (module, name) in _ALLOWED:
             return super().find_class(module, name)
         if module == "torch" and name in _STORAGES:
             return getattr(torch, name)
-        if (module == "torch" and name.endswith("dtype")) or (module == "torch" and name in (
-            "float32", "float64", "float16", "int64", "int32", "bool", "uint8", "bfloat16",
-        )):  # fmt: skip
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        return _Opaque
+        return _inert_class(module, name)
 
 
+def _inert_load(file: Any, **kwargs: Any) -> Any:
+    """``pickle.load`` through the inert unpickler (torch's legacy format calls this directly)."""
+    return _InertUnpickler(file, **kwargs).load()
+
+
+# What torch.load is given as its pickle module: every unpickling it does, the legacy format's
+# header records included, goes through the inert unpickler. Never the plain ``pickle.load``.
 _pickle_module = types.ModuleType("inert_pickle")
 _pickle_module.Unpickler = _InertUnpickler  # type: ignore[attr-defined]
-_pickle_module.load = pickle.load  # type: ignore[attr-defined]
-_pickle_module.__name__ = "inert_pickle"
+_pickle_module.load = _inert_load  # type: ignore[attr-defined]
 
 
 def read_official(path: Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint: weights_only when possible, else with inert placeholders."""
+    """Read a Lightning checkpoint's contents without running code from the file.
+
+    First with ``torch.load(weights_only=True)``; a file that holds other objects (Lightning's
+    hyper-parameters, a yacs config, ...) is then read with the inert unpickler above: tensors
+    and containers are rebuilt, every other class or function becomes an inert stand-in.
+
+    Raises:
+        FileNotFoundError: if `path` is not a file.
+        CheckpointImportError: (a ValueError) naming the file if it cannot be read as a torch
+            checkpoint or does not hold a mapping.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"official checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        pass
-    data = path.read_bytes()
-    return torch.load(
-        io.BytesIO(data), map_location="cpu", weights_only=False, pickle_module=_pickle_module
+        loaded = _read_inert(path)
+    except Exception as error:
+        raise _unreadable(path, error) from None
+    if not isinstance(loaded, Mapping):
+        raise CheckpointImportError(
+            f"{path}: expected a Lightning checkpoint (a mapping with 'state_dict'), got "
+            f"{type(loaded).__name__}"
+        )
+    return dict(loaded)
+
+
+def _read_inert(path: Path) -> Any:
+    try:
+        return torch.load(
+            io.BytesIO(path.read_bytes()),
+            map_location="cpu",
+            weights_only=False,
+            pickle_module=_pickle_module,
+        )
+    except Exception as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointImportError:
+    size = path.stat().st_size
+    return CheckpointImportError(
+        f"{path}: not a readable torch checkpoint ({size} bytes; {type(error).__name__}: "
+        f"{str(error).splitlines()[0] if str(error) else ''})"
     )
 
 

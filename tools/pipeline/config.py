@@ -246,7 +246,10 @@ def load_config(cls: type, path: str | Path | None, overrides: list[str] | None 
         config_path = Path(path)
         if not config_path.is_file():
             raise FileNotFoundError(f"config file not found: {config_path}")
-        loaded = yaml.safe_load(config_path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(config_path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{source}: not a readable YAML config ({error})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: expected a mapping at the top level")
         values = loaded

@@ -76,7 +76,10 @@ def load_registry(
     registry = Path(path)
     if not registry.is_file():
         raise FileNotFoundError(f"dataset registry not found: {registry}")
-    raw = yaml.safe_load(registry.read_text()) or {}
+    try:
+        raw = yaml.safe_load(registry.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{registry}: not a readable YAML dataset registry ({error})") from None
     root = Path(os.environ.get("POSE_DATA_ROOT", str(data_root)))
 
     def resolve(value: str) -> Path:

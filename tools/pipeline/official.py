@@ -32,11 +32,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hmr_backbone import RESNET_LAYOUTS
+
 __all__ = [
     "IGNORABLE_PREFIXES",
     "CheckpointImportError",
     "ImportReport",
     "infer_prohmr_sizes",
+    "infer_resnet_depth",
     "route_official_state_dict",
 ]
 
@@ -132,6 +135,40 @@ def load_strict(module: torch.nn.Module, state: Mapping[str, Tensor], *, what: s
     module.load_state_dict(dict(state), strict=True)
 
 
+def infer_resnet_depth(model_state: Mapping[str, Tensor], *, context_features: int) -> int:
+    """The ResNet depth of an official backbone from its keys: block kind and blocks per stage.
+
+    Basic-block ResNets (18, 34) have no ``conv3`` and 512 output features; bottleneck ones
+    (50, 101, 152) have ``conv3`` and 2048. The number of blocks in each of the four stages
+    (``backbone.layer{1..4}.{i}.``) then picks the depth from hmr-backbone's table.
+
+    Raises:
+        CheckpointImportError: if the stages match no supported ResNet.
+    """
+    kind = "bottleneck" if "backbone.layer1.0.conv3.weight" in model_state else "basic"
+    blocks = []
+    for stage in range(1, 5):
+        prefix = f"backbone.layer{stage}."
+        blocks.append(
+            len({k[len(prefix) :].split(".")[0] for k in model_state if k.startswith(prefix)})
+        )
+    found = (kind, tuple(blocks))
+    for depth, layout in RESNET_LAYOUTS.items():
+        if layout == found:
+            expected = 2048 if kind == "bottleneck" else 512
+            if context_features != expected:
+                raise CheckpointImportError(
+                    f"the backbone looks like ResNet-{depth} ({kind} blocks {blocks}) but the "
+                    f"flow's context has {context_features} features, expected {expected}"
+                )
+            return depth
+    supported = ", ".join(f"{d}: {k} {list(b)}" for d, (k, b) in RESNET_LAYOUTS.items())
+    raise CheckpointImportError(
+        f"the backbone's stages ({kind} blocks per stage {blocks}) match no supported ResNet; "
+        f"expected one of {supported}"
+    )
+
+
 def infer_prohmr_sizes(model_state: Mapping[str, Tensor]) -> dict[str, Any]:
     """Model sizes implied by an official ProHMR state dict (for building the model)."""
     initial = model_state["flow.flow._transform._transforms.2.transform_net.initial_layer.weight"]
@@ -150,9 +187,7 @@ def infer_prohmr_sizes(model_state: Mapping[str, Tensor]) -> dict[str, Any]:
             if "_transforms.2.transform_net.blocks." in k
         }
     )
-    depth = {2048: 50, 512: 18}.get(context, 50)
-    if depth == 50 and "backbone.layer3.5.conv1.weight" not in model_state:
-        depth = 101 if "backbone.layer3.22.conv1.weight" in model_state else 50
+    depth = infer_resnet_depth(model_state, context_features=context)
     fc_hidden = int(model_state["flow.fc_head.layers.0.weight"].shape[0])
     return {
         "backbone_depth": depth,

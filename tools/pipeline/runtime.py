@@ -7,6 +7,7 @@ with ``torch.load(weights_only=True)``: they hold only tensors, numbers, strings
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from dataclasses import dataclass
@@ -130,11 +131,24 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` onto the CPU."""
+    """Load a checkpoint with ``weights_only=True`` onto the CPU.
+
+    Raises:
+        FileNotFoundError: if `path` is not a file.
+        ValueError: naming the file when it holds a class or function (the global is named:
+            this project's checkpoints hold only tensors, numbers, strings, lists and dicts).
+    """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"checkpoint not found: {source}")
-    return torch.load(source, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = next((line for line in str(error).splitlines() if "GLOBAL" in line), str(error))
+        raise ValueError(
+            f"{source}: refused to load: this project's checkpoints hold only tensors, numbers, "
+            f"strings, lists and dicts ({refused.strip()})"
+        ) from None
 
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
