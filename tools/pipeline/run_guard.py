@@ -148,8 +148,10 @@ def _read_owner(path: Path) -> LockOwner | None:
 def _create_exclusive(path: Path, owner: LockOwner) -> bool:
     """Create the lock with its whole content at once; False if a lock exists."""
     content = json.dumps({"pid": owner.pid, "host": owner.host, "started": owner.started})
-    temporary = path.with_name(f".{path.name}.{owner.pid}.tmp")
-    descriptor = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{path.name}.{owner.pid}.", suffix=".tmp", dir=path.parent
+    )  # created with O_CREAT | O_EXCL under a fresh name
+    temporary = Path(name)
     try:
         os.write(descriptor, content.encode() + b"\n")
         os.fsync(descriptor)
@@ -273,7 +275,7 @@ def remove_orphan_temporaries(
     for directory in (folder, folder / "checkpoints"):
         for path in sorted(directory.glob(".*.tmp")):
             if path.name.startswith(f".{LOCK_NAME}."):  # another starter's lock being written
-                pid = path.name[len(LOCK_NAME) + 2 : -len(".tmp")]
+                pid = path.name[len(LOCK_NAME) + 2 :].split(".")[0]  # .run.lock.PID.XXXX.tmp
                 if not pid.isdigit() or _pid_alive(int(pid)):
                     continue
             path.unlink(missing_ok=True)
