@@ -725,9 +725,30 @@ def test_prohmr_resume_drops_the_killed_runs_log_entries(
     assert losses(log) == losses(prohmr_runs["straight"] / "losses_rank0.jsonl")
 
 
-def test_fresh_start_begins_a_new_loss_log(lifting_data: list[str], lifting_copy: Path) -> None:
+def test_fresh_start_begins_a_new_loss_log(
+    lifting_data: list[str], lifting_copy: Path, capsys
+) -> None:
     assert train_lifting.main(lifting_argv(lifting_data, lifting_copy, steps=3)) == 0
     assert loss_steps(lifting_copy / "losses.jsonl") == [1, 2, 3]
+    said = capsys.readouterr().err
+    checkpoint = lifting_copy / "checkpoints" / "last.pt"
+    assert f"starting afresh: the checkpoint {checkpoint} of an earlier run" in said
+
+
+def test_resume_from_a_checkpoint_without_config_is_refused(tmp_path: Path) -> None:
+    from pipeline.run_guard import begin_training
+
+    pattern = r"--resume from ckpt\.pt: expected a training checkpoint .*without \['config'\]"
+    with pytest.raises(ValueError, match=pattern):
+        begin_training(
+            {"seed": 0},
+            {"step": 3, "model": {}},
+            kind="LiftingConfig",
+            checkpoint="ckpt.pt",
+            loss_log=None,
+            config_path=tmp_path / "config.yaml",
+        )
+    assert not (tmp_path / "config.yaml").exists()
 
 
 @pytest.mark.parametrize(

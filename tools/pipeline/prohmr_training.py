@@ -7,9 +7,9 @@ every rank starts from rank 0's initialised weights. AMP (CUDA only) covers the 
 head and the body model run in fp32.
 
 Checkpoints (``<output>/checkpoints/last.pt`` every ``checkpoint_steps`` and at the end, written
-atomically) hold the model, discriminator, both optimisers, the grad scaler, the step, the config
-and every RNG state; with the step-indexed data order (pipeline.data) ``--resume`` continues the
-run exactly.
+atomically, never with non-finite values) hold the model, discriminator, both optimisers, the
+grad scaler, the step, the config, the history of config changes allowed at resumes and every RNG
+state; with the step-indexed data order (pipeline.data) ``--resume`` continues the run exactly.
 """
 
 from __future__ import annotations

@@ -458,10 +458,22 @@ def begin_training(
 
     Raises:
         ResumeConfigError: see :func:`resume_config_changes`.
+        ValueError: naming the checkpoint, if it lacks 'step' or 'config'.
     """
     step = 0
     history: list[dict[str, Any]] = []
+    if state is None and Path(checkpoint).is_file():
+        log(
+            f"starting afresh: the checkpoint {checkpoint} of an earlier run in this folder will "
+            "be overwritten (pass --resume to continue it instead)"
+        )
     if state is not None:
+        missing = [key for key in ("step", "config") if key not in state]
+        if missing:
+            raise ValueError(
+                f"--resume from {checkpoint}: expected a training checkpoint with 'step' and "
+                f"'config', got one without {missing}"
+            )
         step = int(state["step"])
         old, new = dict(state["config"]), dict(config)
         if world_size is not None and "world_size" in state:
