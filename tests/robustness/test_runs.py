@@ -268,8 +268,10 @@ def test_live_owner_refuses_a_second_run_and_is_never_overridden(
     assert not (folder / LOCK_NAME).exists()  # the holder's clean end removed its lock
 
 
-def test_stale_lock_of_a_dead_pid_is_taken_over_with_a_message(tmp_path: Path) -> None:
-    pid = dead_pid()
+@pytest.mark.parametrize("whose", ["dead-pid", "own-pid"])
+def test_stale_lock_of_a_dead_pid_is_taken_over_with_a_message(tmp_path: Path, whose) -> None:
+    # own pid: a run that had this process's pid ended (a restarted container reuses pids)
+    pid = dead_pid() if whose == "dead-pid" else os.getpid()
     write_lock(tmp_path, pid)
     said: list[str] = []
     with acquire_run_lock(tmp_path, log=said.append) as lock:

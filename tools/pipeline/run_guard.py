@@ -3,8 +3,8 @@
 * **Lock** (:func:`acquire_run_lock`): ``<output_dir>/run.lock`` holds the owner's pid, host and
   start time. It is created atomically (written to a private temporary file, then hard-linked to
   its name, which fails if a lock exists) and removed when the run ends. A second run on the
-  folder is refused naming the owner; a lock whose pid no longer lives on this host is stale and
-  taken over with a message; a lock of another host cannot be checked from here and is only
+  folder is refused naming the owner; a lock whose pid no longer lives on this host (or is this
+  process's own pid, reused after a container restart) is stale and taken over with a message; a lock of another host cannot be checked from here and is only
   taken over when asked (``--take-over-lock``). A live owner is never overridden.
 * **Orphans** (:func:`remove_orphan_temporaries`): a run killed while writing a checkpoint leaves
   ``.last.pt.XXXX.tmp``; the next run that holds the lock removes such files.
@@ -237,10 +237,12 @@ def acquire_run_lock(
         if owner is None:  # released meanwhile
             continue
         if owner.host == me.host:
-            if _pid_alive(owner.pid):
+            # our own pid in a lock we do not hold: an ended run had it (a restarted container)
+            if owner.pid != me.pid and _pid_alive(owner.pid):
                 raise RunLockError(
                     f"output folder {folder} is in use by another run ({owner.describe()}; lock "
-                    f"{path}); wait for it to end, or use another output_dir"
+                    f"{path}); wait for it to end, or use another output_dir (if that pid is "
+                    "no training run but a reused one, remove the lock)"
                 )
             log(
                 f"taking over the stale lock {path}: its run ({owner.describe()}) is no longer "
