@@ -136,6 +136,7 @@ def test_two_process_ddp_ranks_hold_identical_weights(world: Path, tmp_path: Pat
     first0 = losses_by_step(out, 0)[1]["loss"]
     first1 = losses_by_step(out, 1)[1]["loss"]
     assert first0 != first1
+    assert not (out / "run.lock").exists()  # the main rank's lock, removed at the clean end
 
 
 def test_non_finite_loss_stops_training_with_step_and_batch(world: Path, tmp_path: Path) -> None:

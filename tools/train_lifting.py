@@ -9,6 +9,13 @@ D 48 / 4 layers / hidden 1024, AdamW lr 1e-4, wd 1e-4, batch 64, 300K steps, fp3
 ``--train``, the CMU clips in ``../shared/data/cmu_mocap`` are projected through random virtual
 cameras (pose-data's ``make_cmu_lifting_dataset``; train and test split by clip) and a CPU-sized
 run is made. ``--resume`` continues ``output_dir``'s checkpoint exactly.
+
+One run per output folder: ``run.lock`` there names the owner (pid, host, start time) and a
+second run is refused; the lock of a run that died on this host is taken over, one of another
+host only with ``--take-over-lock``. ``--resume`` refuses a config that differs from the
+checkpoint's in a key that changes the result (the keys that do not are listed in
+pipeline/run_guard.py) unless ``--allow-config-change``; ``losses.jsonl`` keeps each step once;
+``config.yaml`` is written after these checks and records allowed changes.
 """
 
 from __future__ import annotations
@@ -22,7 +29,8 @@ from pathlib import Path
 import torch
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting import build_lifting_model, train_lifting
-from pipeline.runtime import init_distributed, seed_everything
+from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
+from pipeline.runtime import DistributedContext, init_distributed, seed_everything
 from pipeline.synthetic import shared_data_dir
 
 from pose_data.lifting import LiftingDataset, LiftingDatasetFiles
@@ -67,7 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=Path, default=None, help="lifting/image npz (test)")
     parser.add_argument("--stats", type=Path, default=None, help="training statistics npz")
     parser.add_argument("--set", nargs="*", default=[], help="LiftingConfig overrides key=value")
-    parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue output_dir's checkpoint (refused if the config differs from the "
+        "checkpoint's in a key that changes the result; see --allow-config-change)",
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue with result-changing config changes (lr, batch size, "
+        "seed, model sizes, data, ...); recorded in the checkpoint and config.yaml",
+    )
+    parser.add_argument(
+        "--take-over-lock",
+        action="store_true",
+        help="take over the output folder's run.lock when it was written on another host "
+        "(whose run this host cannot check; only for a run you know is dead). A lock of a dead "
+        "run on this host is taken over without it; a live run's lock never is",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--published", action="store_true", help="published sizes and steps")
@@ -75,6 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     ctx = init_distributed(args.device)
     overrides = ([] if args.published else CPU_DEFAULT) + list(args.set)
     config = apply_overrides(LiftingConfig(), overrides)
+    try:
+        lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)
+    except RunLockError as error:
+        raise SystemExit(f"train_lifting.py: {error}") from None
+    try:
+        return _run(args, config, ctx)
+    except ResumeConfigError as error:
+        raise SystemExit(f"train_lifting.py: {error}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(args: argparse.Namespace, config: LiftingConfig, ctx: DistributedContext) -> int:
     seed_everything(config.seed)
     out = Path(config.output_dir)
     if args.train is None:
@@ -94,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     result = train_lifting(
         config, model=model, train_data=dataset, ctx=ctx, resume=args.resume,
-        progress=not args.no_progress,
+        progress=not args.no_progress, allow_config_change=args.allow_config_change,
     )  # fmt: skip
     summary = {
         "steps": [result.start_step, result.end_step],

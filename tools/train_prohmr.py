@@ -10,6 +10,13 @@ Outputs under the config's ``output_dir``: ``checkpoints/last.pt`` (atomic, ever
 ``checkpoint_steps``), ``tensorboard/`` (scalars, prediction grids), ``losses_rank*.jsonl``,
 ``config.yaml``, and after training ``report.json`` / ``report.md`` / ``predictions.png`` with
 the held-out evaluation (mode PA-MPJPE, best-of-n and the mean-pose baseline).
+
+One run per output folder: ``run.lock`` there names the owner (pid, host, start time) and a
+second run is refused; the lock of a run that died on this host is taken over (so ``--resume``
+of a killed run just works), one of another host only with ``--take-over-lock``. ``--resume``
+refuses a config that differs from the checkpoint's in a key that changes the result (the keys
+that do not are listed in pipeline/run_guard.py) unless ``--allow-config-change``; the loss log
+keeps each step once; ``config.yaml`` is written after these checks and records allowed changes.
 """
 
 from __future__ import annotations
@@ -21,9 +28,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from pipeline.config import ProHMRConfig, config_to_dict, load_config
-from pipeline.runtime import init_distributed, save_checkpoint, seed_everything
+from pipeline.config import ProHMRConfig, load_config
+from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
+from pipeline.runtime import (
+    DistributedContext,
+    init_distributed,
+    save_checkpoint,
+    seed_everything,
+)
 from pipeline.session import ProHMRSession
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "synthetic_cpu.yaml"
@@ -35,7 +47,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted config overrides"
     )
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from checkpoints/last.pt (refused if the config differs from the "
+        "checkpoint's in a key that changes the result; see --allow-config-change)",
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue with result-changing config changes (lr, batch size, "
+        "seed, model sizes, data, ...); recorded in the checkpoint and config.yaml",
+    )
+    parser.add_argument(
+        "--take-over-lock",
+        action="store_true",
+        help="take over the output folder's run.lock when it was written on another host "
+        "(whose run this host cannot check; only for a run you know is dead). A lock of a dead "
+        "run on this host is taken over without it; a live run's lock never is",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     parser.add_argument(
@@ -75,21 +105,54 @@ QUICK_OVERRIDES = [
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train (and evaluate); exits with the message when the folder is locked by another run
+    or a resume's config changes are refused."""
     args = parse_args(argv)
     overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.set]
     config: ProHMRConfig = load_config(ProHMRConfig, args.config, overrides)
     ctx = init_distributed(args.device)
+    try:
+        lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)
+    except RunLockError as error:
+        raise SystemExit(f"train_prohmr.py: {error}") from None
+    try:
+        return _run(args, config, ctx)
+    except ResumeConfigError as error:
+        raise SystemExit(f"train_prohmr.py: {error}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(args: argparse.Namespace, config: ProHMRConfig, ctx: DistributedContext) -> int:
     seed_everything(config.train.seed + ctx.rank)
     torch.set_float32_matmul_precision("high")
     started = time.perf_counter()
     session = ProHMRSession(config, ctx=ctx)
+    try:
+        _train_and_report(args, config, ctx, session, started)
+    finally:
+        session.close()
+    if ctx.distributed:
+        torch.distributed.barrier()  # every rank's files are written before the lock goes
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def _train_and_report(
+    args: argparse.Namespace,
+    config: ProHMRConfig,
+    ctx: DistributedContext,
+    session: ProHMRSession,
+    started: float,
+) -> None:
     if ctx.is_main:
-        out = Path(config.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
         print(session.describe(), flush=True)
     result = session.train(
-        resume=args.resume, progress=not args.no_progress, stop_after_step=args.stop_after
+        resume=args.resume,
+        progress=not args.no_progress,
+        stop_after_step=args.stop_after,
+        allow_config_change=args.allow_config_change,
     )
     if ctx.is_main:
         print(
@@ -103,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
                 {f"discriminator.{k}": v for k, v in session.discriminator.state_dict().items()}
             )
         save_checkpoint(Path(config.output_dir) / f"weights_rank{ctx.rank}.pt", weights)
-    report = None
     if ctx.is_main and not args.no_eval and result.end_step >= config.train.total_steps:
         report = session.evaluate_and_report(quick=args.quick)
         print(report["markdown"], flush=True)
@@ -111,10 +173,6 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(config.output_dir) / "report.json"
         path.write_text(json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=2))
         print(f"wrote {path} ({report['wall_seconds']:.0f} s in all)", flush=True)
-    session.close()
-    if ctx.distributed:
-        torch.distributed.destroy_process_group()
-    return 0
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pose_flows import SkeletonFlowHead
 
 from .config import LiftingConfig, config_to_dict
 from .data import StepBatchSampler, to_device
+from .run_guard import begin_training
 from .runtime import (
     DistributedContext,
     capture_rng_state,
@@ -165,11 +166,22 @@ def train_lifting(
     progress: bool = True,
     stop_after_step: int | None = None,
     num_workers: int = 0,
+    allow_config_change: bool = False,
 ) -> LiftingTrainResult:
     """AdamW (lr 1e-4, wd 1e-4), fp32, batch 64 by default; exact resume like ProHMR's loop.
 
     ``train_data`` is index-deterministic (item ``g`` drawn with seed (seed, g)), wrapped here
-    so any index maps into the dataset.
+    so any index maps into the dataset. Before training, the config is checked against the
+    checkpoint's (``allow_config_change`` accepts result-changing differences and records them;
+    pipeline.run_guard.RESULT_NEUTRAL_KEYS lists the keys that may change freely), the loss log
+    ``losses.jsonl`` is cut back to the checkpoint's step and ``config.yaml`` is written. Call it
+    while holding the output folder's lock (pipeline.run_guard.open_run_folder).
+
+    Raises:
+        ResumeConfigError: resuming with result-changing config differences, not allowed.
+        NonFiniteLossError: a loss became non-finite (the message says what the last
+            checkpoint holds); NonFiniteWeightsError: the weights did, at a checkpoint (which
+            is then not written).
     """
     device = ctx.device
     model.to(device)
@@ -181,8 +193,19 @@ def train_lifting(
     )
     start = 0
     state = None
+    log_path = output_dir / "losses.jsonl"
     if resume and checkpoint.is_file():
         state = load_checkpoint(checkpoint)
+    history = begin_training(
+        config_to_dict(config),
+        state,
+        kind="LiftingConfig",
+        checkpoint=checkpoint,
+        loss_log=log_path if ctx.is_main else None,
+        config_path=output_dir / "config.yaml" if ctx.is_main else None,
+        allow_config_change=allow_config_change,
+    )
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
@@ -209,7 +232,6 @@ def train_lifting(
     losses: list[dict[str, float]] = []
     started = time.perf_counter()
     step = start
-    log_path = output_dir / "losses.jsonl"
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         while step < config.total_steps:
@@ -225,7 +247,12 @@ def train_lifting(
                 target=noisy,
             )
             combined = lifting_loss(output, target)
-            check_finite(step, combined.logs, [str(i) for i in batch.get("idx", [])])
+            check_finite(
+                step,
+                combined.logs,
+                [str(i) for i in batch.get("idx", [])],
+                checkpoint=checkpoint,
+            )
             optimizer.zero_grad(set_to_none=True)
             combined.total.backward()
             optimizer.step()
@@ -249,7 +276,9 @@ def train_lifting(
                         "optimizer": optimizer.state_dict(),
                         "config": config_to_dict(config),
                         "rng": capture_rng_state({"flow": generator}),
+                        "config_history": history,
                     },
+                    require_finite=True,
                 )
             if stop_after_step is not None and step >= stop_after_step:
                 break

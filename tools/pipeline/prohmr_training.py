@@ -7,9 +7,9 @@ every rank starts from rank 0's initialised weights. AMP (CUDA only) covers the 
 head and the body model run in fp32.
 
 Checkpoints (``<output>/checkpoints/last.pt`` every ``checkpoint_steps`` and at the end, written
-atomically) hold the model, discriminator, both optimisers, the grad scaler, the step, the config
-and every RNG state; with the step-indexed data order (pipeline.data) ``--resume`` continues the
-run exactly.
+atomically, never with non-finite values) hold the model, discriminator, both optimisers, the
+grad scaler, the step, the config, the history of config changes allowed at resumes and every RNG
+state; with the step-indexed data order (pipeline.data) ``--resume`` continues the run exactly.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import pose_losses as pl
 from .config import ProHMRConfig, config_to_dict
 from .data import StepBatchSampler, to_device
 from .model import ProHMR, ProHMROutput, gt_pose_6d, nll_targets, prohmr_loss
+from .run_guard import begin_training
 from .runtime import (
     DistributedContext,
     capture_rng_state,
@@ -154,6 +155,7 @@ def train_prohmr(
     writer: Any = None,
     progress: bool = True,
     stop_after_step: int | None = None,
+    allow_config_change: bool = False,
 ) -> TrainResult:
     """Train (or resume) until ``config.train.total_steps``.
 
@@ -167,6 +169,19 @@ def train_prohmr(
         log_image_fn: called on the main rank every ``image_log_steps`` with (model, step).
         writer: TensorBoard SummaryWriter (main rank) or None.
         stop_after_step: stop (with a checkpoint) after this step, for tests and time limits.
+        allow_config_change: resume even when the config differs from the checkpoint's in keys
+            that change the result (pipeline.run_guard.RESULT_NEUTRAL_KEYS lists the others);
+            the change is recorded in the checkpoints and config.yaml.
+
+    Before training, the config is checked against the checkpoint's, this rank's loss log is
+    cut back to the checkpoint's step (each step once) and the main rank writes config.yaml.
+    Call it while holding the output folder's lock (pipeline.run_guard.open_run_folder).
+
+    Raises:
+        ResumeConfigError: resuming with result-changing config differences, not allowed.
+        NonFiniteLossError: a loss became non-finite (the message says what the last
+            checkpoint holds); NonFiniteWeightsError: the weights did, at a checkpoint (which
+            is then not written).
     """
     cfg = config.train
     device = ctx.device
@@ -184,6 +199,17 @@ def train_prohmr(
     state = None
     if resume and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
+    history = begin_training(
+        config_to_dict(config),
+        state,
+        kind="ProHMRConfig",
+        checkpoint=checkpoint_path,
+        loss_log=loss_log,
+        config_path=output_dir / "config.yaml" if ctx.is_main else None,
+        allow_config_change=allow_config_change,
+        world_size=ctx.world_size,
+    )
+    if state is not None:
         model.load_state_dict(state["model"])
         if discriminator is not None:
             discriminator.load_state_dict(state["discriminator"])
@@ -234,7 +260,8 @@ def train_prohmr(
         if opt_disc is not None:
             opt_disc.load_state_dict(state["opt_disc"])
         scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"][ctx.rank], {"flow": generator})
+        if ctx.rank < len(state["rng"]):  # a rank added by an allowed world-size change: seeded
+            restore_rng_state(state["rng"][ctx.rank], {"flow": generator})
 
     net: Any = model
     disc: Any = discriminator
@@ -273,7 +300,7 @@ def train_prohmr(
                 autocast=use_amp,
             )
             logs = dict(combined.logs)
-            check_finite(step, logs, list(batch["imgname"]))
+            check_finite(step, logs, list(batch["imgname"]), checkpoint=checkpoint_path)
             opt_gen.zero_grad(set_to_none=True)
             scaler.scale(combined.total).backward()
             scaler.step(opt_gen)
@@ -289,7 +316,12 @@ def train_prohmr(
                 fake_scores, real_scores = scores[: len(body_pose)], scores[len(body_pose) :]
                 loss_disc = pl.lsgan_discriminator_loss(real_scores, fake_scores)
                 logs["loss_disc"] = loss_disc.detach()
-                check_finite(step, {"loss_disc": loss_disc.detach()}, list(batch["imgname"]))
+                check_finite(
+                    step,
+                    {"loss_disc": loss_disc.detach()},
+                    list(batch["imgname"]),
+                    checkpoint=checkpoint_path,
+                )
                 opt_disc.zero_grad(set_to_none=True)
                 scaler.scale(weights.adversarial * loss_disc).backward()
                 scaler.step(opt_disc)
@@ -334,7 +366,9 @@ def train_prohmr(
                             "config": config_to_dict(config),
                             "rng": rng_states,
                             "world_size": ctx.world_size,
+                            "config_history": history,
                         },
+                        require_finite=True,
                     )
             if stop_after_step is not None and step >= stop_after_step:
                 break

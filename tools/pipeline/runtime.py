@@ -21,11 +21,14 @@ import torch.distributed as dist
 __all__ = [
     "DistributedContext",
     "NonFiniteLossError",
+    "NonFiniteWeightsError",
     "capture_rng_state",
     "check_finite",
+    "describe_checkpoint",
     "init_distributed",
     "latest_checkpoint",
     "load_checkpoint",
+    "non_finite_entries",
     "pick_device",
     "restore_rng_state",
     "save_checkpoint",
@@ -35,6 +38,10 @@ __all__ = [
 
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; training stops instead of training through it."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """A state about to be checkpointed holds NaN or infinite values; it is not written."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +118,27 @@ def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generat
         generator.set_state(state[key])
 
 
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never half-written."""
+def save_checkpoint(
+    path: str | os.PathLike[str], state: dict[str, Any], *, require_finite: bool = False
+) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never half-written.
+
+    Args:
+        require_finite: refuse a state whose floating tensors hold NaN or inf (the file at
+            ``path`` is then left as it was).
+
+    Raises:
+        NonFiniteWeightsError: naming ``path``, the non-finite entries and what the file at
+            ``path`` holds, when ``require_finite`` and the state is not finite.
+    """
     destination = Path(path)
+    if require_finite:
+        bad = non_finite_entries(state)
+        if bad:
+            raise NonFiniteWeightsError(
+                f"refusing to write {destination}: non-finite values in {_listed(bad)}; "
+                f"{describe_checkpoint(destination)}"
+            )
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
@@ -128,6 +153,48 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
         Path(temporary).unlink(missing_ok=True)
         raise
     return destination
+
+
+def non_finite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of the floating tensors in a (nested dict/list) state holding NaN or inf."""
+    if isinstance(state, torch.Tensor):
+        finite = not (state.is_floating_point() or state.is_complex()) or bool(
+            torch.isfinite(state).all()
+        )
+        return [] if finite else [prefix or "<tensor>"]
+    items: Any = ()
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, list | tuple):
+        items = enumerate(state)
+    bad = []
+    for key, value in items:
+        bad += non_finite_entries(value, f"{prefix}.{key}" if prefix else str(key))
+    return bad
+
+
+def _listed(keys: list[str], limit: int = 6) -> str:
+    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def describe_checkpoint(path: str | os.PathLike[str]) -> str:
+    """One sentence on what the checkpoint file holds: intact at step N, non-finite (do not
+    resume from it), unreadable, or absent. Reads the whole file (for error messages)."""
+    source = Path(path)
+    if not source.exists():
+        return f"no checkpoint has been written ({source} does not exist)"
+    try:
+        state = load_checkpoint(source)
+        step = int(state["step"])
+    except Exception as error:  # any reason it cannot be resumed from
+        return f"the last checkpoint {source} cannot be read ({error}); do not resume from it"
+    bad = non_finite_entries(state)
+    if bad:
+        return (
+            f"the last checkpoint {source} (step {step}) holds non-finite values in "
+            f"{_listed(bad)}; do not resume from it"
+        )
+    return f"the last checkpoint {source} is intact at step {step}"
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -157,12 +224,27 @@ def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def check_finite(step: int, logs: dict[str, torch.Tensor], imgnames: list[str]) -> None:
-    """Raise NonFiniteLossError naming the step, the terms and the batch's images."""
+def check_finite(
+    step: int,
+    logs: dict[str, torch.Tensor],
+    imgnames: list[str],
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+) -> None:
+    """Raise NonFiniteLossError naming the step, the terms and the batch's images.
+
+    Args:
+        checkpoint: the run's last checkpoint; the message then says what it holds (intact at
+            step N, or non-finite: do not resume from it), read from the file.
+
+    Raises:
+        NonFiniteLossError: if any value in ``logs`` is NaN or infinite.
+    """
     bad = {name: float(value) for name, value in logs.items() if not torch.isfinite(value).all()}
     if bad:
         shown = ", ".join(imgnames[:8]) + (" ..." if len(imgnames) > 8 else "")
+        where = f"; {describe_checkpoint(checkpoint)}" if checkpoint is not None else ""
         raise NonFiniteLossError(
             f"non-finite loss at step {step}: {bad}; batch of {len(imgnames)} images: {shown}. "
-            "Training stopped; the last checkpoint is intact."
+            f"Training stopped{where}."
         )

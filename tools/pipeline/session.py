@@ -140,7 +140,12 @@ class ProHMRSession:
             self.writer.add_image("val/predictions", grid, step, dataformats="HWC")
 
     def train(
-        self, *, resume: bool, progress: bool = True, stop_after_step: int | None = None
+        self,
+        *,
+        resume: bool,
+        progress: bool = True,
+        stop_after_step: int | None = None,
+        allow_config_change: bool = False,
     ) -> TrainResult:
         return train_prohmr(
             self.config,
@@ -155,6 +160,7 @@ class ProHMRSession:
             writer=self.writer,
             progress=progress,
             stop_after_step=stop_after_step,
+            allow_config_change=allow_config_change,
         )
 
     def evaluate_and_report(self, *, quick: bool = False) -> dict[str, Any]:
