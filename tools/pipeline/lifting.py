@@ -31,11 +31,13 @@ from pose_flows import SkeletonFlowHead
 
 from .config import LiftingConfig, config_to_dict
 from .data import StepBatchSampler, to_device
+from .evaluation import check_finite_predictions
 from .runtime import (
     DistributedContext,
     capture_rng_state,
     check_finite,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -182,8 +184,8 @@ def train_lifting(
     start = 0
     state = None
     if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
-        model.load_state_dict(state["model"])
+        state = load_checkpoint(checkpoint, kind="lifting")
+        load_model_state(model, state["model"], path=checkpoint, what="lifting model")
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     stream = _IndexedStream(train_data, seed=config.seed)
@@ -286,9 +288,15 @@ def evaluate_lifting(
     batch_size: int = 8,
     device: torch.device | None = None,
     seed: int = 0,
+    source: str = "the model",
 ) -> dict[str, Any]:
     """Mode and best-of-n MPJPE / PA-MPJPE (mm, 17 joints with the zero pelvis), k-means n,
-    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict."""
+    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict.
+
+    Raises:
+        NonFinitePredictionError: naming ``source`` (e.g. "checkpoint last.pt") and the count,
+            if the model predicts a NaN or infinite pose.
+    """
     device = device or next(model.parameters()).device
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -298,10 +306,16 @@ def evaluate_lifting(
     train_17 = None
     if training_poses is not None:
         train_17 = prepend_zero_pelvis(training_poses.to(device).float())
-    for batch in loader:
+    for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         keypoints_2d, target = _batch_tensors(batch)
         output = model(keypoints_2d, num_samples=num, generator=generator)
+        row = number * batch_size
+        check_finite_predictions(
+            output.keypoints_3d,
+            source=source,
+            where=f" for test rows {row}-{row + len(keypoints_2d) - 1}",
+        )
         predictions = prepend_zero_pelvis(output.keypoints_3d)
         gt = prepend_zero_pelvis(target)
         result = pm.best_of_n(predictions, gt, root_idx=0)
