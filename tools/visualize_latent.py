@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         features = model.features(image).float()
         mode = model.decode(features, num_samples=1)
         check_finite_predictions(
-            mode.keypoints_3d, source=f"checkpoint {args.checkpoint}", where=f" for {name}"
+            mode.keypoints_3d,
+            source=f"checkpoint {args.checkpoint}",
+            where=f" for image {args.index} of {name}",
         )
         decoder = flow_decoder(model, features.expand(args.grid * args.grid, -1))
         orient, pose = decoder(z.reshape(-1, dim).to(device))

@@ -7,7 +7,6 @@ with ``torch.load(weights_only=True)``: they hold only tensors, numbers, strings
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import re
 import tempfile
@@ -164,6 +163,13 @@ def _unreadable(source: Path, error: BaseException) -> CheckpointError:
         head = file.read(4)
     if size == 0:
         return CheckpointError(f"checkpoint {source} is empty (0 bytes)")
+    refused = re.search(r"GLOBAL ([\w.]+)", str(error))
+    if refused:
+        return CheckpointError(
+            f"checkpoint {source} holds the global {refused.group(1)}, which weights-only loading "
+            "refuses (only tensors, numbers, strings, lists and dicts are read; official "
+            "Lightning files go through tools/import_official_checkpoint.py)"
+        )
     if head == b"PK\x03\x04":
         if not zipfile.is_zipfile(source):
             return CheckpointError(
@@ -178,17 +184,10 @@ def _unreadable(source: Path, error: BaseException) -> CheckpointError:
                 f"checkpoint {source} is a zip archive but not a PyTorch checkpoint "
                 f"(no data.pkl; members: {shown})"
             )
+        detail = str(error).splitlines()[0] if str(error) else "no detail"
         return CheckpointError(
             f"checkpoint {source} is a damaged PyTorch checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'})"
-        )
-    if isinstance(error, pickle.UnpicklingError) or "Weights only load" in str(error):
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))
-        what = f"the global {found.group(1)}" if found else "Python objects"
-        return CheckpointError(
-            f"checkpoint {source} holds {what}, which weights-only loading refuses (only "
-            "tensors, numbers, strings, lists and dicts are read; official Lightning files go "
-            "through tools/import_official_checkpoint.py)"
+            f"{detail})"
         )
     return CheckpointError(
         f"checkpoint {source} is not a PyTorch checkpoint (a zip archive written by torch.save); "
