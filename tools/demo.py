@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
     FIT_COLOUR,
     body_keypoints,
@@ -218,6 +219,9 @@ def process_person(
     with torch.no_grad():
         features = model.features(images).float()
         output = model.decode(features, num_samples=args.num_samples, generator=generator)
+    check_finite_predictions(
+        output.keypoints_3d, source=f"checkpoint {args.checkpoint}", where=f" for {person.image}"
+    )
     body = model.body_model
     faces = body.faces.cpu().numpy()
     verts = mesh_vertices(body, output.global_orient[0], output.body_pose[0], output.betas[0])

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.data import to_device
+from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
     body_keypoints,
     flow_decoder,
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             prior=prior,
             fit_options=fit_options,
             smplify_options=smplify_options,
+            source=f"checkpoint {args.checkpoint}",
+            where=f" for images {rows[0]}-{rows[-1]}",
         )
         accumulator.add(values)
         for name, value in times.items():
@@ -221,14 +224,22 @@ def evaluate_batch(
     prior,
     fit_options: KeypointFittingOptions,
     smplify_options: SMPLifyOptions,
+    source: str = "the model",
+    where: str = "",
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[str]]:
-    """Regression, ProHMR fitting and SMPLify on one batch; per-image metric values."""
+    """Regression, ProHMR fitting and SMPLify on one batch; per-image metric values.
+
+    Raises:
+        NonFinitePredictionError: naming ``source`` (with the method) and the count, if the
+            regression or a fit gives a NaN or infinite pose.
+    """
     target_3d = batch["keypoints_3d"].float()
     keypoints_2d = batch["orig_keypoints_2d"].float()
     times: dict[str, float] = {}
     tic = time.perf_counter()
     output = regress(model, batch["img"])
     times["mode"] = time.perf_counter() - tic
+    check_finite_predictions(output.keypoints_3d[:, 0], source=source, where=where)
     image_size = batch["img_size"].float()
     camera = FittingCamera(
         translation=_full_frame_translation(output.camera[:, 0].float(), batch, focal_px),
@@ -280,6 +291,7 @@ def evaluate_batch(
     values: dict[str, torch.Tensor] = {}
     confidence = keypoints_2d[..., 2]
     for name, prediction in predictions.items():
+        check_finite_predictions(prediction, source=f"{source} ({name})", where=where)
         mpjpe, pa = pose_errors(prediction, target_3d, joints=joints)
         values[f"{name}_pa_mpjpe"] = pa
         values[f"{name}_mpjpe"] = mpjpe

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from pipeline.config import LiftingConfig, _build
 from pipeline.lifting import build_lifting_model, error_vs_n_plot, evaluate_lifting
-from pipeline.runtime import load_checkpoint, pick_device
+from pipeline.runtime import load_checkpoint, load_model_state, pick_device
 
 from pose_data.lifting import LiftingDataset
 
@@ -36,10 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    state = load_checkpoint(args.checkpoint)
+    state = load_checkpoint(args.checkpoint, kind="lifting")
     config: LiftingConfig = _build(LiftingConfig, state["config"], "", str(args.checkpoint))
     model = build_lifting_model(config)
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path=args.checkpoint, what="lifting model")
     model.to(device).eval()
     test = LiftingDataset(args.test or config.val_file, stats_path=config.stats_file)
     if args.limit is not None:
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         training_poses=training.keypoints_3d[..., :3],
         batch_size=args.batch_size,
         device=device,
+        source=f"checkpoint {args.checkpoint}",
     )
     summary = result["summary"]
     out = args.out or args.checkpoint.parent.parent / "eval"

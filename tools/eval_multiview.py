@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.data import to_device
+from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
     body_keypoints,
     flow_decoder,
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         tic = time.perf_counter()
         output = regress(model, flat)
         seconds["mode"] += time.perf_counter() - tic
+        source, where = f"checkpoint {args.checkpoint}", f" for frames {group[0]}-{group[-1]}"
+        check_finite_predictions(output.keypoints_3d[:, 0], source=source, where=where)
         target = batch["keypoints_3d"].reshape(G * V, 44, 4).float()
         values: dict[str, torch.Tensor] = {}
         mpjpe, pa = pose_errors(output.keypoints_3d[:, 0], target, joints=joints)
@@ -122,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 **extra,
             )
             seconds[name] += time.perf_counter() - tic
+            check_finite_predictions(result.keypoints_3d, source=f"{source} ({name})", where=where)
             mpjpe, pa = pose_errors(
                 result.keypoints_3d.reshape(G * V, 44, 3), target, joints=joints
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.data import to_device
+from pipeline.evaluation import batch_images, check_finite_predictions
 from pipeline.lifting import error_vs_n_plot
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             group_by=args.group_by,
             pck=entry.keypoint_list_name == "mpi_inf17",
             device=device,
+            source=f"checkpoint {args.checkpoint}",
         )
         report["datasets"][name] = {  # type: ignore[index]
             "summary": summary,
@@ -146,12 +148,17 @@ def evaluate(
     group_by: str,
     pck: bool,
     device: torch.device,
+    source: str = "the model",
 ) -> tuple[dict[str, float], pm.MetricAccumulator]:
-    """Score every image; returns the overall means and the accumulator."""
+    """Score every image; returns the overall means and the accumulator.
+
+    Raises:
+        NonFinitePredictionError: naming ``source`` and the count of NaN/infinite poses.
+    """
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     accumulator = pm.MetricAccumulator()
     names_file = None
-    for batch in loader:
+    for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         target = batch["keypoints_3d"].float()
         mask = target[..., 3]
@@ -164,6 +171,7 @@ def evaluate(
             )
             chunks.append(out.keypoints_3d)
         predictions = torch.cat(chunks, dim=1)
+        check_finite_predictions(predictions, source=source, where=batch_images(batch, number))
         options = {"root_idx": pg.PELVIS_IDX_44, "joint_idx": list(joints), "mask": mask}
         result = pm.best_of_n(predictions, target[..., :3], **options)
         values = {"mode_mpjpe": result.mode_mpjpe, "mode_pa_mpjpe": result.mode_pa_mpjpe}

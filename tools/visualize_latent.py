@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import FIT_COLOUR, flow_decoder, freeze, mesh_vertices
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint
@@ -96,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         features = model.features(image).float()
         mode = model.decode(features, num_samples=1)
+        check_finite_predictions(
+            mode.keypoints_3d,
+            source=f"checkpoint {args.checkpoint}",
+            where=f" for image {args.index} of {name}",
+        )
         decoder = flow_decoder(model, features.expand(args.grid * args.grid, -1))
         orient, pose = decoder(z.reshape(-1, dim).to(device))
         if args.fix_orientation:

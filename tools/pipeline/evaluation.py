@@ -4,6 +4,11 @@ Predictions and ground truth are compared on the 44-keypoint layout, pelvis (39)
 restricted to the dataset's keypoint list (LSP-14 for H36M-P2 and 3DPW, MPI-INF-17, ...), in mm.
 Best-of-n for several n uses the first n samples of one draw of max(n) (sample 0 = mode); k-means
 quantised n clusters 4096 samples per image into n hypotheses (seed §5.2).
+
+Non-finite predictions (a checkpoint with NaN weights, an overflow) are never scored: every
+evaluation program checks the model's poses with :func:`check_finite_predictions`, which raises
+:class:`NonFinitePredictionError` naming the checkpoint (or model) and how many predictions
+were NaN or infinite, so the program exits non-zero instead of printing NaN means.
 """
 
 from __future__ import annotations
@@ -22,7 +27,46 @@ import pose_metrics as pm
 from .data import to_device
 from .model import ProHMR
 
-__all__ = ["RegressionEvaluation", "evaluate_regression", "mean_pose_keypoints"]
+__all__ = [
+    "NonFinitePredictionError",
+    "RegressionEvaluation",
+    "check_finite_predictions",
+    "evaluate_regression",
+    "mean_pose_keypoints",
+]
+
+
+class NonFinitePredictionError(ValueError):
+    """A model produced NaN or infinite predictions; the evaluation refuses to score them."""
+
+
+def check_finite_predictions(predictions: torch.Tensor, *, source: str, where: str = "") -> None:
+    """Raise unless every predicted pose is finite.
+
+    Args:
+        predictions: (..., J, 3) poses; each pose (the last two dimensions) is one prediction.
+        source: what made them, e.g. ``"checkpoint runs/a/last.pt"``.
+        where: which inputs, e.g. ``" for images 0-3"`` (appended to the message).
+
+    Raises:
+        NonFinitePredictionError (a ValueError): naming ``source`` and how many of the
+            predictions hold NaN or infinite values.
+    """
+    bad = ~torch.isfinite(predictions).flatten(-2).all(-1)
+    count = int(bad.sum())
+    if count:
+        raise NonFinitePredictionError(
+            f"{source} produced {count} non-finite prediction(s) (poses with NaN or infinite "
+            f"coordinates) out of {bad.numel()}{where}; the evaluation refuses to score them"
+        )
+
+
+def batch_images(batch: dict[str, Any], fallback: int) -> str:
+    """`` for images a-b`` from a batch's ``idx`` (or the running count), for messages."""
+    index = batch.get("idx")
+    if isinstance(index, torch.Tensor) and index.numel():
+        return f" for images {int(index.min())}-{int(index.max())}"
+    return f" in batch {fallback}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +96,7 @@ def evaluate_regression(
     generator: torch.Generator | None = None,
     group_keys: Sequence[str] = (),
     extra_predictions: dict[str, Any] | None = None,
+    source: str = "the model",
 ) -> RegressionEvaluation:
     """Evaluate ``model`` on ``dataset`` (items as pose-data's ImageDataset returns them).
 
@@ -64,6 +109,11 @@ def evaluate_regression(
         group_keys: item keys used as breakdown labels (e.g. 'action').
         extra_predictions: {name: callable(batch) -> (B, S, 44, 3)} scored like the model
             (baselines); their metrics are prefixed by the name.
+        source: what the model is, for the non-finite error (e.g. "checkpoint last.pt").
+
+    Raises:
+        NonFinitePredictionError: if the model predicts a NaN or infinite pose (the count and
+            the images are named).
     """
     device = device or next(model.parameters()).device
     model.eval()
@@ -73,7 +123,7 @@ def evaluate_regression(
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     accumulator = pm.MetricAccumulator()
     joints = list(keypoint_list)
-    for batch in loader:
+    for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         target = batch["keypoints_3d"].float()
         mask = target[..., 3]
@@ -86,6 +136,7 @@ def evaluate_regression(
             )
             predictions.append(out.keypoints_3d)
         predictions_all = torch.cat(predictions, dim=1)
+        check_finite_predictions(predictions_all, source=source, where=batch_images(batch, number))
         result = pm.best_of_n(
             predictions_all,
             target[..., :3],

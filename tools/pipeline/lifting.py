@@ -31,12 +31,14 @@ from pose_flows import SkeletonFlowHead
 
 from .config import LiftingConfig, config_to_dict
 from .data import StepBatchSampler, to_device
+from .evaluation import check_finite_predictions
 from .run_guard import begin_training
 from .runtime import (
     DistributedContext,
     capture_rng_state,
     check_finite,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -195,7 +197,7 @@ def train_lifting(
     state = None
     log_path = output_dir / "losses.jsonl"
     if resume and checkpoint.is_file():
-        state = load_checkpoint(checkpoint)
+        state = load_checkpoint(checkpoint, kind="lifting")
     history = begin_training(
         config_to_dict(config),
         state,
@@ -206,7 +208,7 @@ def train_lifting(
         allow_config_change=allow_config_change,
     )
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_model_state(model, state["model"], path=checkpoint, what="lifting model")
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["step"])
     stream = _IndexedStream(train_data, seed=config.seed)
@@ -315,9 +317,15 @@ def evaluate_lifting(
     batch_size: int = 8,
     device: torch.device | None = None,
     seed: int = 0,
+    source: str = "the model",
 ) -> dict[str, Any]:
     """Mode and best-of-n MPJPE / PA-MPJPE (mm, 17 joints with the zero pelvis), k-means n,
-    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict."""
+    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict.
+
+    Raises:
+        NonFinitePredictionError: naming ``source`` (e.g. "checkpoint last.pt") and the count,
+            if the model predicts a NaN or infinite pose.
+    """
     device = device or next(model.parameters()).device
     model.eval()
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -327,10 +335,16 @@ def evaluate_lifting(
     train_17 = None
     if training_poses is not None:
         train_17 = prepend_zero_pelvis(training_poses.to(device).float())
-    for batch in loader:
+    for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         keypoints_2d, target = _batch_tensors(batch)
         output = model(keypoints_2d, num_samples=num, generator=generator)
+        row = number * batch_size
+        check_finite_predictions(
+            output.keypoints_3d,
+            source=source,
+            where=f" for test rows {row}-{row + len(keypoints_2d) - 1}",
+        )
         predictions = prepend_zero_pelvis(output.keypoints_3d)
         gt = prepend_zero_pelvis(target)
         result = pm.best_of_n(predictions, gt, root_idx=0)

@@ -40,6 +40,7 @@ from .runtime import (
     capture_rng_state,
     check_finite,
     load_checkpoint,
+    load_model_state,
     restore_rng_state,
     save_checkpoint,
 )
@@ -198,7 +199,7 @@ def train_prohmr(
     start_step = 0
     state = None
     if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
+        state = load_checkpoint(checkpoint_path, kind="prohmr")
     history = begin_training(
         config_to_dict(config),
         state,
@@ -210,9 +211,11 @@ def train_prohmr(
         world_size=ctx.world_size,
     )
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_model_state(model, state["model"], path=checkpoint_path, what="ProHMR model")
         if discriminator is not None:
-            discriminator.load_state_dict(state["discriminator"])
+            load_model_state(
+                discriminator, state["discriminator"], path=checkpoint_path, what="discriminator"
+            )
         start_step = int(state["step"])
     if start_step >= cfg.total_steps:
         return TrainResult(start_step, start_step, 0.0, checkpoint_path, [])

@@ -191,6 +191,7 @@ class ProHMRSession:
                 extra_predictions={
                     "mean_pose": lambda batch: mean_keypoints.expand(len(batch["img"]), 1, 44, 3),
                 },
+                source=f"the model trained in {config.output_dir}",
             )
             results[name] = evaluation.summary
             for metric, value in evaluation.summary.items():
@@ -235,17 +236,19 @@ def load_prohmr_checkpoint(
     The checkpoint's stored config gives the model sizes and the body model; ``overrides``
     (``key=value``) change it, e.g. ``body.model_path=/data/smpl/SMPL_NEUTRAL.pkl`` for an
     imported official checkpoint evaluated with the real SMPL.
+
+    Raises:
+        FileNotFoundError: if the checkpoint does not exist.
+        CheckpointError (a ValueError): naming the file, if it is unreadable, truncated, not a
+            ProHMR checkpoint of this project (a bare state dict, a lifting checkpoint, ...), if
+            its weights do not fit the model its config describes (missing, unexpected or
+            mis-shaped keys) or its flow was never initialised.
+        ConfigError (a ValueError): if its stored config is malformed.
     """
     from .config import _build, apply_overrides
-    from .runtime import load_checkpoint
+    from .runtime import CheckpointError, load_checkpoint, load_model_state
 
-    state = load_checkpoint(path)
-    missing = [key for key in ("model", "config") if key not in state]
-    if missing:
-        raise ValueError(
-            f"{path}: not a checkpoint of this project (missing {missing}); import official "
-            "ProHMR checkpoints with tools/import_official_checkpoint.py first"
-        )
+    state = load_checkpoint(path, kind="prohmr")
     config = _build(ProHMRConfig, state["config"], "", str(path))
     config = _resolve_run_paths(config, Path(path))
     config = apply_overrides(config, overrides or [])
@@ -260,9 +263,11 @@ def load_prohmr_checkpoint(
         mean_betas=mean_params.betas,
         mean_camera=mean_params.camera,
     )
-    model.load_state_dict(state["model"])
+    load_model_state(model, state["model"], path=path, what="ProHMR model")
     if not bool(model.initialized):
-        raise ValueError(f"{path}: the model's `initialized` flag is False (untrained flow)")
+        raise CheckpointError(
+            f"checkpoint {path}: the model's `initialized` flag is False (untrained flow)"
+        )
     return model.to(device).eval(), config
 
 

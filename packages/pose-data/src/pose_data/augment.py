@@ -48,6 +48,7 @@ __all__ = [
     "AugmentationParams",
     "CroppedExample",
     "box_from_keypoints",
+    "check_image_complete",
     "crop_affine_matrix",
     "crop_and_augment",
     "crop_box",
@@ -617,8 +618,47 @@ def normalize_image(
     return np.ascontiguousarray(work.transpose(2, 0, 1))
 
 
+#: Bytes an encoder may leave after a JPEG's end-of-image marker (zero or 0xFF padding, line
+#: ends); anything else after the image data means the file was cut short or has a foreign tail.
+_JPEG_PADDING = b"\x00\xff\r\n \t"
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def check_image_complete(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Raise ValueError naming ``path`` when a JPEG or PNG file is empty or cut short.
+
+    OpenCV decodes a truncated JPEG or PNG partly and fills the rest with grey, without an
+    error; the crops made from it would silently be wrong. A JPEG must end with its
+    end-of-image marker ``FF D9``, possibly followed only by padding (zero or ``FF`` bytes,
+    line ends); a PNG must end with its ``IEND`` chunk. Other formats are left to the decoder.
+
+    Args:
+        data: the file's bytes. path: the file, for the message.
+
+    Raises:
+        ValueError: if ``data`` is empty, or is a JPEG/PNG without its end marker.
+    """
+    if not data:
+        raise ValueError(f"image file {path} is empty (0 bytes)")
+    if data[:2] == b"\xff\xd8":
+        if not data.rstrip(_JPEG_PADDING).endswith(b"\xff\xd9"):
+            raise ValueError(
+                f"image file {path} is a truncated JPEG: it does not end with the end-of-image "
+                f"marker FF D9 (last bytes {data[-4:].hex(' ')}; {len(data)} bytes in all)"
+            )
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if not data.endswith(_PNG_END):
+            raise ValueError(
+                f"image file {path} is a truncated PNG: it does not end with the IEND chunk "
+                f"(last bytes {data[-4:].hex(' ')}; {len(data)} bytes in all)"
+            )
+
+
 def read_image(path: str, *, reduction: int = 1) -> np.ndarray:
     """Read an image as (H, W, 3) BGR uint8 with OpenCV, ignoring EXIF orientation.
+
+    The file is checked first (:func:`check_image_complete`): an empty file or a JPEG/PNG cut
+    short is an error, never a partly grey image.
 
     Args:
         path: image file.
@@ -627,17 +667,27 @@ def read_image(path: str, *, reduction: int = 1) -> np.ndarray:
 
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: if OpenCV cannot decode it.
+        ValueError: naming the file if it is empty, a truncated JPEG or PNG, or not an image
+            OpenCV can decode.
     """
     flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
     flags[8] = cv2.IMREAD_REDUCED_COLOR_8
     if reduction not in flags:
         raise ValueError(f"`reduction` must be 1, 2, 4 or 8, got {reduction!r}")
-    image = cv2.imread(str(path), flags[reduction] | cv2.IMREAD_IGNORE_ORIENTATION)
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f"image not found: {path}") from None
+    check_image_complete(data, path)
+    image = cv2.imdecode(
+        np.frombuffer(data, dtype=np.uint8), flags[reduction] | cv2.IMREAD_IGNORE_ORIENTATION
+    )
     if image is None:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"image not found: {path}")
-        raise ValueError(f"cannot decode image file {path} (OpenCV returned nothing)")
+        raise ValueError(
+            f"cannot decode image file {path}: not an image format OpenCV reads "
+            f"(first bytes {data[:8].hex(' ')})"
+        )
     return image
 
 

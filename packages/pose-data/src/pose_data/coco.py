@@ -11,6 +11,12 @@ Each non-crowd person annotation with enough labelled keypoints becomes one row:
 - no 3D keypoints and no SMPL parameters (zeros / has flags 0 when read).
 
 Extra columns ``image_id`` and ``annotation_id`` are kept (the readers ignore them).
+
+Checks beyond pycocotools': the person category's ``keypoints`` names, when the file lists
+them, must be the 17 COCO names in COCO order (``pose_geometry.COCO17_NAMES``), otherwise the
+keypoints would be read under the wrong labels (ValueError naming the file and the first
+mismatch); person annotations whose ``image_id`` is not among the file's ``images`` cannot be
+placed and are skipped with a warning that gives their count and first ids.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ import contextlib
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pose_data._convert import finish, string_array
-from pose_geometry import COCO17_TO_44
+from pose_geometry import COCO17_NAMES, COCO17_TO_44
 
 __all__ = ["convert_coco"]
 
@@ -43,6 +50,41 @@ def _load_json(path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"COCO file {path} lacks key(s) {missing}")
     return data
+
+
+def _check_keypoint_names(category: dict[str, Any], path: Path) -> None:
+    names = category.get("keypoints")
+    if names is None:
+        return  # nothing to check: the annotations are taken to be COCO-17
+    if not isinstance(names, list) or len(names) != len(COCO17_NAMES):
+        count = len(names) if isinstance(names, list) else type(names).__name__
+        raise ValueError(
+            f"COCO file {path}: category {category.get('id')} ('person') must list the "
+            f"{len(COCO17_NAMES)} COCO keypoint names, got {count}"
+        )
+    for index, (name, expected) in enumerate(zip(names, COCO17_NAMES, strict=True)):
+        if name != expected:
+            raise ValueError(
+                f"COCO file {path}: keypoint {index} of category {category.get('id')} "
+                f"('person') is {name!r}, expected {expected!r} (COCO-17 names in COCO order)"
+            )
+
+
+def _warn_orphans(coco: Any, person_ids: list[int], path: Path) -> None:
+    wanted = set(person_ids)
+    orphans = [
+        ann.get("image_id")
+        for ann in coco.dataset["annotations"]
+        if ann.get("category_id") in wanted and ann.get("image_id") not in coco.imgs
+    ]
+    if orphans:
+        ids = sorted(set(orphans), key=str)
+        shown = ", ".join(str(i) for i in ids[:5]) + (" ..." if len(ids) > 5 else "")
+        warnings.warn(
+            f"COCO file {path}: {len(orphans)} person annotation(s) refer to image id(s) not "
+            f"in 'images' and are skipped (ids: {shown})",
+            stacklevel=3,
+        )
 
 
 def convert_coco(
@@ -81,7 +123,12 @@ def convert_coco(
 
     Raises:
         FileNotFoundError: missing JSON or images. ValueError: malformed JSON or annotation
-            (the annotation id is named).
+            (the annotation id is named), or person keypoint names other than COCO-17's in
+            COCO order (the first mismatch is named).
+
+    Warns:
+        UserWarning: person annotations whose ``image_id`` is not in ``images`` are skipped;
+            the warning names the file, their count and the first ids.
     """
     from pycocotools.coco import COCO
 
@@ -101,6 +148,9 @@ def convert_coco(
     person_ids = coco.getCatIds(catNms=["person"])
     if not person_ids:
         raise ValueError(f"COCO file {path} has no 'person' category")
+    for category in coco.loadCats(person_ids):
+        _check_keypoint_names(category, path)
+    _warn_orphans(coco, person_ids, path)
     target = np.asarray(COCO17_TO_44)
     names: list[str] = []
     centers, scales, keypoints, image_ids, annotation_ids = [], [], [], [], []

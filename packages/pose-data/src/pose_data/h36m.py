@@ -45,6 +45,7 @@ from pose_data.h36m_layout import H36M_CAMERA_IDS
 from pose_data.io import (
     ConversionReport,
     extract_video_frames,
+    read_npz,
     restricted_pickle_load,
     write_multiview_pickle,
     write_prohmr_npz,
@@ -448,10 +449,7 @@ def group_h36m_multiview(
         A :class:`ConversionReport` (num_rows = number of instants).
     """
     npz_path = Path(npz_path)
-    if not npz_path.is_file():
-        raise FileNotFoundError(f"npz file not found: {npz_path}")
-    with np.load(npz_path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
+    arrays = read_npz(npz_path)
     for key in ("imgname", "center", "scale"):
         if key not in arrays:
             raise ValueError(f"{npz_path}: field '{key}' is missing")

@@ -40,6 +40,7 @@ from pose_data.augment import (
     read_image,
     sample_augmentation,
 )
+from pose_data.io import read_npz
 
 __all__ = [
     "ImageAnnotations",
@@ -180,17 +181,7 @@ def _load_source(source: object) -> tuple[dict[str, np.ndarray], str]:
             f"`npz_path` must be a path or a mapping of arrays, got {type(source).__name__}"
         )
     path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"npz file not found: {path}")
-    arrays: dict[str, np.ndarray] = {}
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                arrays[key] = data[key]
-    except ValueError as error:
-        raise ValueError(f"cannot read npz file {path}: {error}") from None
-    except Exception as error:  # corrupt zip members and the like
-        raise ValueError(f"cannot read npz file {path}: {type(error).__name__}: {error}") from None
+    arrays = read_npz(path)
     return arrays, str(path)
 
 

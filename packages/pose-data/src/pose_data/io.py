@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
     "atomic_write_npz",
     "atomic_write_pickle",
     "extract_video_frames",
+    "read_npz",
     "restricted_pickle_load",
     "write_mocap_npz",
     "write_multiview_pickle",
@@ -263,6 +265,65 @@ def write_multiview_pickle(
             out[key] = array
         cleaned.append(out)
     return atomic_write_pickle(path, cleaned)
+
+
+def read_npz(path: str | os.PathLike[str], *, what: str = "npz file") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, read with ``allow_pickle=False``; clear errors.
+
+    Object arrays are refused by name: they would need unpickling, which may run code.
+
+    Args:
+        path: the ``.npz`` file.
+        what: how messages call the file (e.g. "lifting npz").
+
+    Raises:
+        FileNotFoundError: if the file does not exist.
+        ValueError: naming the file if it is empty, not a zip archive (a single ``.npy`` array,
+            a text file, ...), truncated or corrupt (with the array named where one is), or
+            holds an object array (named).
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"{what} not found: {source}")
+    with open(source, "rb") as file:
+        head = file.read(6)
+    if not head:
+        raise ValueError(f"{what} {source} is empty (0 bytes)")
+    if head == b"\x93NUMPY":
+        raise ValueError(
+            f"{what} {source} holds a single .npy array, not an npz archive of named arrays"
+        )
+    if not head.startswith(b"PK"):
+        raise ValueError(
+            f"{what} {source} is not an npz file (a zip archive of .npy arrays); it starts "
+            f"with {head!r}"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        data = np.load(source, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{what} {source} is truncated or corrupt (not a readable zip archive: {error})"
+        ) from None
+    with data:
+        for key in data.files:
+            try:
+                arrays[key] = data[key]
+            except ValueError as error:
+                if "allow_pickle" in str(error):
+                    raise ValueError(
+                        f"array '{key}' in {what} {source} has dtype object, which would need "
+                        "unpickling (refused); store strings as a fixed-width str array"
+                    ) from None
+                raise ValueError(
+                    f"array '{key}' in {what} {source} is truncated or corrupt: {error}"
+                ) from None
+            except Exception as error:  # zlib.error, BadZipFile, EOFError on a damaged member
+                raise ValueError(
+                    f"array '{key}' in {what} {source} is truncated or corrupt: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
+    return arrays
 
 
 #: The only globals a data pickle may reference: NumPy arrays, dtypes and scalars (in the

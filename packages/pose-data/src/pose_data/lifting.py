@@ -37,7 +37,7 @@ from pose_data.h36m_layout import (
     H36M_TEST_SUBJECTS,
     H36M_TRAIN_SUBJECTS,
 )
-from pose_data.io import atomic_write_npz, write_prohmr_npz
+from pose_data.io import atomic_write_npz, read_npz, write_prohmr_npz
 from pose_data.lifting_cameras import (
     PinholeCamera,
     sample_look_at_cameras,
@@ -66,16 +66,22 @@ LIFTING_3D_EXTRA_IDX: tuple[int, ...] = tuple(i - 25 for i in LIFTING_3D_IDX_44)
 _H36M17_TO_EXTRA = [i - 25 for i in H36M17_TO_44]
 
 
-def _as_array(name: str, value: object, trailing: tuple[int | None, ...]) -> np.ndarray:
-    array = np.asarray(value, dtype=np.float64)
+def _as_array(
+    name: str, value: object, trailing: tuple[int | None, ...], source: str | None = None
+) -> np.ndarray:
+    where = f"`{name}`" if source is None else f"`{name}` in {source}"
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"{where} must be numeric, got dtype {array.dtype}")
+    array = array.astype(np.float64)
     ok = array.ndim == len(trailing) + 1 and all(
         t is None or a == t for a, t in zip(array.shape[1:], trailing, strict=True)
     )
     if not ok:
         shape = ", ".join(["n", *("C" if t is None else str(t) for t in trailing)])
-        raise ValueError(f"`{name}` must have shape ({shape}), got {array.shape}")
+        raise ValueError(f"{where} must have shape ({shape}), got {array.shape}")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"`{name}` contains NaN or infinite values")
+        raise ValueError(f"{where} contains NaN or infinite values")
     return array
 
 
@@ -139,12 +145,10 @@ def write_lifting_npz(
 def _load_extra_2d(source: str | os.PathLike[str] | np.ndarray) -> np.ndarray:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"lifting npz not found: {path}")
-        with np.load(path, allow_pickle=False) as data:
-            if "extra_keypoints_2d" not in data.files:
-                raise ValueError(f"{path}: field 'extra_keypoints_2d' is missing")
-            source = data["extra_keypoints_2d"]
+        data = read_npz(path, what="lifting npz")
+        if "extra_keypoints_2d" not in data:
+            raise ValueError(f"{path}: field 'extra_keypoints_2d' is missing")
+        return _as_array("extra_keypoints_2d", data["extra_keypoints_2d"], (19, 3), str(path))
     return _as_array("extra_keypoints_2d", source, (19, 3))
 
 
@@ -181,20 +185,23 @@ def write_lifting_stats(path: str | os.PathLike[str], *, mean: np.ndarray, std: 
 def read_lifting_stats(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """Read ``mean`` and ``std`` from a statistics npz, broadcast to (17, 2)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"lifting statistics file not found: {path}")
-    with np.load(path, allow_pickle=False) as data:
-        missing = [key for key in ("mean", "std") if key not in data.files]
-        if missing:
-            raise ValueError(f"{path}: field(s) {missing} missing; expected 'mean' and 'std'")
-        try:
-            mean = np.broadcast_to(data["mean"].astype(np.float64), (17, 2)).copy()
-            std = np.broadcast_to(data["std"].astype(np.float64), (17, 2)).copy()
-        except ValueError:
-            raise ValueError(
-                f"{path}: fields 'mean' / 'std' must broadcast to (17, 2), got "
-                f"{data['mean'].shape} / {data['std'].shape}"
-            ) from None
+    data = read_npz(path, what="lifting statistics file")
+    missing = [key for key in ("mean", "std") if key not in data]
+    if missing:
+        raise ValueError(f"{path}: field(s) {missing} missing; expected 'mean' and 'std'")
+    for key in ("mean", "std"):
+        if data[key].dtype.kind not in "biuf":
+            raise ValueError(f"{path}: field '{key}' must be numeric, got dtype {data[key].dtype}")
+    try:
+        mean = np.broadcast_to(data["mean"].astype(np.float64), (17, 2)).copy()
+        std = np.broadcast_to(data["std"].astype(np.float64), (17, 2)).copy()
+    except ValueError:
+        raise ValueError(
+            f"{path}: fields 'mean' / 'std' must broadcast to (17, 2), got "
+            f"{data['mean'].shape} / {data['std'].shape}"
+        ) from None
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise ValueError(f"{path}: fields 'mean' / 'std' contain NaN or infinite values")
     if np.any(std <= 0):
         raise ValueError(f"{path}: field 'std' must be positive")
     return mean, std
@@ -213,14 +220,18 @@ class LiftingDataset(Dataset):
 
     def __init__(self, npz_path: str | os.PathLike[str], *, stats_path: str | os.PathLike[str]):
         path = Path(npz_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"lifting npz not found: {path}")
-        with np.load(path, allow_pickle=False) as data:
-            for key in ("extra_keypoints_2d", "extra_keypoints_3d"):
-                if key not in data.files:
-                    raise ValueError(f"{path}: field '{key}' is missing")
-            keypoints_2d = _as_array("extra_keypoints_2d", data["extra_keypoints_2d"], (19, 3))
-            keypoints_3d = _as_array("extra_keypoints_3d", data["extra_keypoints_3d"], (19, 4))
+        data = read_npz(path, what="lifting npz")
+        for key in ("extra_keypoints_2d", "extra_keypoints_3d"):
+            if key not in data:
+                raise ValueError(f"{path}: field '{key}' is missing")
+        name = str(path)
+        keypoints_2d = _as_array("extra_keypoints_2d", data["extra_keypoints_2d"], (19, 3), name)
+        keypoints_3d = _as_array("extra_keypoints_3d", data["extra_keypoints_3d"], (19, 4), name)
+        if len(keypoints_2d) != len(keypoints_3d):
+            raise ValueError(
+                f"{path}: fields 'extra_keypoints_2d' and 'extra_keypoints_3d' must have the same "
+                f"number of rows, got {len(keypoints_2d)} and {len(keypoints_3d)}"
+            )
         mean, std = read_lifting_stats(stats_path)
         points = keypoints_2d[:, list(LIFTING_2D_EXTRA_IDX)].copy()
         points[..., :2] = (points[..., :2] - mean) / std

@@ -42,6 +42,12 @@ _FRAME_SHAPES: dict[str, tuple[int, ...]] = {
     "body_keypoints_3d": (25, 4),
     "extra_keypoints_3d": (19, 4),
 }
+#: Optional per-view 2D keypoints (pixels) that the format may carry; checked when present, not
+#: returned (the crops have no 2D annotations).
+_OPTIONAL_SHAPES: dict[str, tuple[int, ...]] = {
+    "body_keypoints_2d": (25, 3),
+    "extra_keypoints_2d": (19, 3),
+}
 
 
 def read_multiview_pickle(
@@ -57,7 +63,9 @@ def read_multiview_pickle(
 
     Raises:
         ValueError: for a malformed file, a frame lacking a required key (frame and key named)
-            or a value of the wrong shape (named, expected and received).
+            or a value of the wrong shape, dtype or non-finite (named, expected and received;
+            the optional 2D keypoints ``body_keypoints_2d`` (V, 25, 3) and
+            ``extra_keypoints_2d`` (V, 19, 3) are checked too).
     """
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
@@ -91,9 +99,10 @@ def read_multiview_pickle(
                 f"`scale` in {where} must be ({views},) positive box sizes, got shape {scale.shape}"
             )
         arrays["scale"] = scale
-        for key, trailing in _FRAME_SHAPES.items():
+        for key, trailing in {**_FRAME_SHAPES, **_OPTIONAL_SHAPES}.items():
             if key not in frame:
-                arrays[key] = np.zeros((views, *trailing), dtype=np.float32)
+                if key in _FRAME_SHAPES:
+                    arrays[key] = np.zeros((views, *trailing), dtype=np.float32)
                 continue
             value = np.asarray(frame[key])
             if value.dtype.kind not in "biuf":
@@ -105,7 +114,8 @@ def read_multiview_pickle(
             value = value.astype(np.float32)
             if not np.all(np.isfinite(value)):
                 raise ValueError(f"`{key}` in {where} contains NaN or infinite values")
-            arrays[key] = value
+            if key in _FRAME_SHAPES:
+                arrays[key] = value
         arrays["keypoints_3d"] = np.concatenate(
             [arrays.pop("body_keypoints_3d"), arrays.pop("extra_keypoints_3d")], axis=1
         )

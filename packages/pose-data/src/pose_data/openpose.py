@@ -77,6 +77,11 @@ def _body25(values: Any, where: str) -> np.ndarray:
         flat = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: keypoints must be numbers") from None
+    if not np.all(np.isfinite(flat)):
+        raise ValueError(
+            f"{where}: keypoints must be finite, got {int(np.sum(~np.isfinite(flat)))} NaN or "
+            "infinite value(s)"
+        )
     if flat.size == 0:
         return np.zeros((25, 3), dtype=np.float32)
     if flat.size == 75:
@@ -97,7 +102,7 @@ def read_openpose_json(path: str | os.PathLike[str]) -> OpenPoseFrame:
     Raises:
         FileNotFoundError: if the file does not exist.
         ValueError: if it is not JSON, has no ``people`` (or ``bodies``) list, or a person's
-            keypoints are missing or of the wrong length (person index named).
+            keypoints are missing, of the wrong length or not finite (person index named).
     """
     file = Path(path)
     if not file.is_file():
