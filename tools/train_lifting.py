@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting import build_lifting_model, train_lifting
 from pipeline.runtime import init_distributed, seed_everything
@@ -72,9 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--published", action="store_true", help="published sizes and steps")
     args = parser.parse_args(argv)
-    ctx = init_distributed(args.device)
+    given = [f"--{name}" for name in ("train", "val", "stats") if getattr(args, name) is not None]
+    if given and len(given) < 3:
+        parser.error(f"--train, --val and --stats go together; got only {', '.join(given)}")
     overrides = ([] if args.published else CPU_DEFAULT) + list(args.set)
     config = apply_overrides(LiftingConfig(), overrides)
+    check_output_dir(config.output_dir, "output_dir")
+    ctx = init_distributed(args.device)
     seed_everything(config.seed)
     out = Path(config.output_dir)
     if args.train is None:

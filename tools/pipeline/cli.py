@@ -13,7 +13,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["at_least", "check_output_args", "check_output_dir", "positive_float"]
+__all__ = [
+    "at_least",
+    "check_output_args",
+    "check_output_dir",
+    "check_output_file",
+    "fraction",
+    "positive_float",
+]
 
 
 def at_least(low: int) -> Callable[[str], int]:
@@ -43,6 +50,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An ``argparse`` type: a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {text}")
+    return value
+
+
 def check_output_dir(path: str | os.PathLike[str], name: str) -> None:
     """Raise unless ``path`` is a folder or a folder can be made there (cheap checks only).
 
@@ -68,13 +86,33 @@ def check_output_dir(path: str | os.PathLike[str], name: str) -> None:
         raise PermissionError(f"{name} {str(path)!r} cannot be written: {existing} is read-only")
 
 
-def check_output_args(parser: argparse.ArgumentParser, **paths: object) -> None:
-    """``check_output_dir`` for command-line flags (``out=args.out`` checks ``--out``); a
-    problem ends the program with the parser's usage error (exit status 2)."""
-    for dest, path in paths.items():
+def check_output_file(path: str | os.PathLike[str], name: str) -> None:
+    """Raise unless a file can be written at ``path`` (cheap checks only).
+
+    Raises:
+        IsADirectoryError: naming ``name`` and the path, if it is an existing folder.
+        NotADirectoryError, PermissionError: as ``check_output_dir`` for its parent.
+    """
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"{name} {str(path)!r} is an existing folder; expected a file path")
+    check_output_dir(Path(path).parent, f"{name} {str(path)!r}: the folder")
+
+
+def check_output_args(
+    parser: argparse.ArgumentParser,
+    *,
+    dirs: dict[str, object] | None = None,
+    files: dict[str, object] | None = None,
+) -> None:
+    """``check_output_dir`` / ``check_output_file`` for command-line flags
+    (``dirs={"--out": args.out}``; None values are skipped); a problem ends the program with
+    the parser's usage error (exit status 2) before any work."""
+    checks = [(check_output_dir, flag, path) for flag, path in (dirs or {}).items()]
+    checks += [(check_output_file, flag, path) for flag, path in (files or {}).items()]
+    for check, flag, path in checks:
         if path is None:
             continue
         try:
-            check_output_dir(path, "--" + dest.replace("_", "-"))  # type: ignore[arg-type]
+            check(path, flag)  # type: ignore[arg-type]
         except OSError as err:
             parser.error(str(err))
