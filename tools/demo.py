@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--image-dir needs --keypoint-dir")
     if args.image is not None and not (args.openpose or args.box or args.bbox_json):
         parser.error("--image needs --openpose, --box or --bbox-json")
+    if args.box is not None:
+        _, _, w, h = args.box
+        if not all(math.isfinite(v) for v in args.box) or w <= 0 or h <= 0:
+            parser.error(f"--box X Y W H must be finite with W, H > 0, got {args.box}")
     check_output_args(parser, dirs={"--out": args.out})
     return args
 
@@ -182,7 +187,7 @@ def collect_people(args: argparse.Namespace) -> list[Person]:
                 index += 1
             continue
         if args.box is not None:
-            x, y, w, h = args.box
+            _, _, w, h = args.box
         else:
             data = json.loads(Path(args.bbox_json).read_text())
             if "bbox" not in data or len(data["bbox"]) != 4:
