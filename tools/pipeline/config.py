@@ -10,7 +10,8 @@ Reading rules (files and overrides alike):
 
 - numbers: ``1e-4`` and ``5e5`` are numbers (YAML 1.2; plain PyYAML reads them as strings);
 - integers: an integral float (``32.0``, ``5e5``) is accepted as that integer; ``32.5`` is an
-  error; ``true`` / ``false`` are never numbers;
+  error; booleans (``true`` / ``false``, and YAML 1.1's ``yes`` / ``no`` / ``on`` / ``off``)
+  are never numbers, and numbers are never booleans;
 - a key given twice in one mapping is an error (PyYAML keeps the last one silently).
 
 Command-line overrides use the same dotted keys:
