@@ -187,7 +187,7 @@ def collect_people(args: argparse.Namespace) -> list[Person]:
                 index += 1
             continue
         if args.box is not None:
-            _, _, w, h = args.box
+            x, y, w, h = args.box
         else:
             data = json.loads(Path(args.bbox_json).read_text())
             if "bbox" not in data or len(data["bbox"]) != 4:
