@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from pipeline.cli import at_least, check_output_args, positive_float
 from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
     FIT_COLOUR,
@@ -85,14 +87,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--image-dir", type=Path, default=None, help="folder of images")
     parser.add_argument("--keypoint-dir", type=Path, default=None, help="<stem>_keypoints.json")
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--num-samples", type=int, default=8, help="mode + N-1 samples")
-    parser.add_argument("--max-iters", type=int, default=10, help="outer L-BFGS iterations")
+    parser.add_argument("--num-samples", type=at_least(1), default=8, help="mode + N-1 samples")
+    parser.add_argument("--max-iters", type=at_least(1), default=10, help="outer L-BFGS iterations")
     parser.add_argument("--full-frame", action="store_true", help="fit in the full image")
-    parser.add_argument("--rescale", type=float, default=1.2, help="box = rescale x extent")
-    parser.add_argument("--display-size", type=int, default=320, help="panel side in pixels")
-    parser.add_argument("--max-side", type=int, default=1200, help="full-frame picture size")
-    parser.add_argument("--max-people", type=int, default=None, help="per image")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--rescale", type=positive_float, default=1.2, help="box = rescale x extent"
+    )
+    parser.add_argument(
+        "--display-size", type=at_least(1), default=320, help="panel side in pixels"
+    )
+    parser.add_argument(
+        "--max-side", type=at_least(1), default=1200, help="full-frame picture size"
+    )
+    parser.add_argument("--max-people", type=at_least(1), default=None, help="per image")
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     args = parser.parse_args(argv)
@@ -102,8 +110,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--image-dir needs --keypoint-dir")
     if args.image is not None and not (args.openpose or args.box or args.bbox_json):
         parser.error("--image needs --openpose, --box or --bbox-json")
-    if args.num_samples < 1:
-        parser.error("--num-samples must be >= 1")
+    if args.box is not None:
+        _, _, w, h = args.box
+        if not all(math.isfinite(v) for v in args.box) or w <= 0 or h <= 0:
+            parser.error(f"--box X Y W H must be finite with W, H > 0, got {args.box}")
+    check_output_args(parser, dirs={"--out": args.out})
     return args
 
 

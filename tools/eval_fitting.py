@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pipeline.cli import at_least, check_output_args, positive_float
 from pipeline.data import to_device
 from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
@@ -63,11 +64,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", default="SYNTH-VAL", help="registry name")
-    parser.add_argument("--limit", type=int, default=None, help="first N images only")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--max-iters", type=int, default=30, help="outer L-BFGS iterations")
+    parser.add_argument("--limit", type=at_least(1), default=None, help="first N images only")
+    parser.add_argument("--batch-size", type=at_least(1), default=16)
+    parser.add_argument("--max-iters", type=at_least(1), default=30, help="outer L-BFGS iterations")
     parser.add_argument(
         "--focal-px",
+        type=focal_option,
         default="5000",
         help="full-image focal length in pixels, or 'dataset' for the npz's per-image 'focal'",
     )
@@ -79,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="adam",
         help="adam: SPIN's 100 fixed steps per stage; lbfgs: as the ProHMR fit (--max-iters)",
     )
-    parser.add_argument("--smplify-iters", type=int, default=100, help="Adam steps per stage")
+    parser.add_argument(
+        "--smplify-iters", type=at_least(1), default=100, help="Adam steps per stage"
+    )
     parser.add_argument(
         "--use-hips",
         choices=("dataset", "true", "false"),
@@ -89,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
     parser.add_argument(
         "--compile",
         action="store_true",
@@ -97,7 +101,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "function, and the L-BFGS bookkeeping; compiled on the first batch of each size, same "
         "values up to rounding)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    out = args.out or args.checkpoint.parent.parent / "eval_fitting"
+    check_output_args(parser, dirs={"--out": out})
+    return args
+
+
+def focal_option(text: str) -> str:
+    """``--focal-px``: 'dataset' or a finite number > 0 (kept as text)."""
+    if text != "dataset":
+        positive_float(text)
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
     registry = config_registry(config)
-    entry = registry_entry(registry, args.dataset)
+    entry = registry_entry(registry, args.dataset, kinds=("image",))
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
     )
@@ -121,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
 
     prior, prior_source = None, ""
     if not args.no_smplify:
-        training_files = [registry[name].file for name in config.data.train]
+        training_files = [
+            registry.entry(name, key="data.train", kinds=("image",)).require_file()
+            for name in config.data.train
+        ]
         prior, prior_source = load_pose_prior(args.gmm, training_files=training_files)
         prior = prior.to(device)
         print(f"SMPLify pose prior: {prior_source}", flush=True)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from pipeline.cli import at_least, check_output_args
 from pipeline.config import LiftingConfig, _build
 from pipeline.lifting import build_lifting_model, error_vs_n_plot, evaluate_lifting
 from pipeline.runtime import load_checkpoint, load_model_state, pick_device
@@ -28,13 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--test", type=Path, default=None, help="test npz (default: config's)")
-    parser.add_argument("--ns", type=int, nargs="*", default=[1, 10, 100, 1000, 4096])
-    parser.add_argument("--kmeans", type=int, nargs="*", default=[])
-    parser.add_argument("--limit", type=int, default=None, help="first N test rows only")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--ns", type=at_least(1), nargs="+", default=[1, 10, 100, 1000, 4096])
+    parser.add_argument("--kmeans", type=at_least(1), nargs="*", default=[])
+    parser.add_argument("--limit", type=at_least(1), default=None, help="first N test rows only")
+    parser.add_argument("--batch-size", type=at_least(1), default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    too_many = [k for k in args.kmeans if k > max(args.ns)]
+    if too_many:
+        parser.error(f"--kmeans values must be <= the largest --ns {max(args.ns)}, got {too_many}")
+    check_output_args(parser, dirs={"--out": args.out or args.checkpoint.parent.parent / "eval"})
     device = pick_device(args.device)
     state = load_checkpoint(args.checkpoint, kind="lifting")
     config: LiftingConfig = _build(LiftingConfig, state["config"], "", str(args.checkpoint))

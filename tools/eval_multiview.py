@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pipeline.cli import at_least, check_output_args, positive_float
 from pipeline.data import to_device
 from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import (
@@ -49,18 +50,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", default="SYNTH-VAL-MULTIVIEW", help="registry name")
-    parser.add_argument("--limit", type=int, default=None, help="first N frames only")
-    parser.add_argument("--frames-per-batch", type=int, default=8)
-    parser.add_argument("--max-iters", type=int, default=30, help="outer L-BFGS iterations")
+    parser.add_argument("--limit", type=at_least(1), default=None, help="first N frames only")
+    parser.add_argument("--frames-per-batch", type=at_least(1), default=8)
+    parser.add_argument("--max-iters", type=at_least(1), default=30, help="outer L-BFGS iterations")
     parser.add_argument(
         "--reprojection", action="store_true", help="also refine with the 2D keypoint term"
     )
-    parser.add_argument("--focal-px", type=float, default=5000.0, help="for --reprojection")
+    parser.add_argument(
+        "--focal-px", type=positive_float, default=5000.0, help="for --reprojection"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    return parser.parse_args(argv)
+    parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    out = args.out or args.checkpoint.parent.parent / "eval_multiview"
+    check_output_args(parser, dirs={"--out": out})
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
     registry = config_registry(config)
-    entry = registry_entry(registry, args.dataset)
-    if entry.type != "multiview":
-        raise SystemExit(f"--dataset {args.dataset!r} has type {entry.type!r}, not 'multiview'")
+    entry = registry_entry(registry, args.dataset, kinds=("multiview",))
     dataset = pdata.MultiviewDataset(
         entry.file, image_dir=entry.image_dir, image_size=config.data.image_size
     )

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pipeline.cli import at_least, check_output_args
 from pipeline.data import to_device
 from pipeline.evaluation import batch_images, check_finite_predictions
 from pipeline.lifting import error_vs_n_plot
 from pipeline.runtime import pick_device
-from pipeline.session import config_registry, load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
 import pose_data as pdata
 import pose_geometry as pg
@@ -39,19 +40,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", nargs="*", default=None, help="registry names (default: val)")
-    parser.add_argument("--num-samples", type=int, default=4096)
-    parser.add_argument("--ns", type=int, nargs="*", default=None, help="best-of-n values")
-    parser.add_argument("--kmeans", type=int, nargs="*", default=[], help="k-means n values")
+    parser.add_argument("--num-samples", type=at_least(1), default=4096)
+    parser.add_argument("--ns", type=at_least(1), nargs="*", default=None, help="best-of-n values")
+    parser.add_argument(
+        "--kmeans", type=at_least(1), nargs="*", default=[], help="k-means n values"
+    )
     parser.add_argument("--baselines", action="store_true", help="Gaussian and training set")
     parser.add_argument("--truncate", action="store_true", help="extreme-crop every image")
     parser.add_argument("--group-by", default="", help="npz key for a breakdown, e.g. action")
-    parser.add_argument("--limit", type=int, default=None, help="first N images only")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--limit", type=at_least(1), default=None, help="first N images only")
+    parser.add_argument("--batch-size", type=at_least(1), default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    parser.add_argument("--seed", type=at_least(0), default=0)
+    args = parser.parse_args(argv)
+    too_many = [n for n in [*(args.ns or []), *args.kmeans] if n > args.num_samples]
+    if too_many:
+        parser.error(
+            f"--ns / --kmeans values must be <= --num-samples {args.num_samples}, got {too_many}"
+        )
+    check_output_args(parser, dirs={"--out": args.out or args.checkpoint.parent.parent / "eval"})
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     registry = config_registry(config)
     names = args.dataset or list(config.data.val)
+    entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}
     ns = tuple(n for n in (args.ns or DEFAULT_NS) if n <= args.num_samples)
     out = args.out or args.checkpoint.parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"checkpoint": str(args.checkpoint), "datasets": {}}
     lines = ["| dataset | metric | mean (mm) |", "|---|---|---|"]
     for name in names:
-        entry = registry[name]
+        entry = entries[name]
         augmentation = None
         if args.truncate:
             augmentation = pdata.AugmentationConfig(
@@ -127,7 +138,8 @@ def _training_keypoints(config, registry) -> torch.Tensor:
     """(M, 44, 3) pelvis-centred 3D keypoints of the training sets (training-set baseline)."""
     poses = []
     for name in config.data.train:
-        annotations = pdata.read_prohmr_npz(registry[name].file)
+        entry = registry.entry(name, key="data.train", kinds=("image",))
+        annotations = pdata.read_prohmr_npz(entry.require_file())
         keypoints = torch.from_numpy(np.asarray(annotations.keypoints_3d[..., :3])).float()
         poses.append(keypoints - keypoints[:, pg.PELVIS_IDX_44 : pg.PELVIS_IDX_44 + 1])
     return torch.cat(poses)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pipeline.cli import check_output_args
 from pipeline.config import BodyConfig, LiftingConfig, ProHMRConfig, config_to_dict
 from pipeline.official import (
     CheckpointImportError,
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mean-params", default=BodyConfig().mean_params_path)
     parser.add_argument("--stats", default="", help="lifting: training statistics npz")
     args = parser.parse_args(argv)
+    check_output_args(parser, files={"--out": args.out})
     checkpoint = read_official(args.checkpoint)
     if args.kind == "prohmr":
         body = BodyConfig(

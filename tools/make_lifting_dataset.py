@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from pipeline.cli import at_least, check_output_args, fraction
 
 from pose_data.asf_amc import read_amc, read_asf
 from pose_data.bvh import read_bvh
@@ -47,20 +48,23 @@ def main(argv: list[str] | None = None) -> int:
     cmu = sub.add_parser("cmu", help="CMU ASF/AMC and BVH clips")
     cmu.add_argument("--cmu-dir", type=Path, required=True)
     cmu.add_argument("--out-dir", type=Path, required=True)
-    cmu.add_argument("--step", type=int, default=4, help="frame step (120 fps / 4 = 30 fps)")
-    cmu.add_argument("--num-cameras", type=int, default=4)
+    cmu.add_argument(
+        "--step", type=at_least(1), default=4, help="frame step (120 fps / 4 = 30 fps)"
+    )
+    cmu.add_argument("--num-cameras", type=at_least(1), default=4)
     cmu.add_argument("--test-clips", nargs="*", default=None)
-    cmu.add_argument("--test-fraction", type=float, default=0.2)
-    cmu.add_argument("--seed", type=int, default=0)
+    cmu.add_argument("--test-fraction", type=fraction, default=0.2)
+    cmu.add_argument("--seed", type=at_least(0), default=0)
     h36m = sub.add_parser("h36m", help="VideoPose3D npz files")
     h36m.add_argument("--data-3d", type=Path, required=True)
     h36m.add_argument("--data-2d", type=Path, default=None, help="2D detections (default: GT)")
     h36m.add_argument("--cameras", type=Path, required=True, help="cameras.pkl (mmpose layout)")
     h36m.add_argument("--out-dir", type=Path, required=True)
-    h36m.add_argument("--step", type=int, default=5)
+    h36m.add_argument("--step", type=at_least(1), default=5)
     h36m.add_argument("--test-all-cameras", action="store_true")
     h36m.add_argument("--prefix", default="h36m")
     args = parser.parse_args(argv)
+    check_output_args(parser, dirs={"--out-dir": args.out_dir})
     if args.source == "cmu":
         clips = read_cmu_clips(args.cmu_dir, step=args.step)
         files = make_cmu_lifting_dataset(

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.cli import at_least, check_output_args
 from pipeline.config import SyntheticConfig
 from pipeline.synthetic import generate_synthetic_world
 
@@ -25,13 +26,14 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SyntheticConfig()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(defaults.output_dir))
-    parser.add_argument("--num-train", type=int, default=defaults.num_train)
-    parser.add_argument("--num-val", type=int, default=defaults.num_val)
-    parser.add_argument("--image-size", type=int, default=defaults.image_size)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--num-train", type=at_least(1), default=defaults.num_train)
+    parser.add_argument("--num-val", type=at_least(1), default=defaults.num_val)
+    parser.add_argument("--image-size", type=at_least(1), default=defaults.image_size)
+    parser.add_argument("--seed", type=at_least(0), default=defaults.seed)
     parser.add_argument("--no-mocap", action="store_true", help="joint-limit sampler only")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
     args = parser.parse_args(argv)
+    check_output_args(parser, dirs={"--out": args.out})
     config = SyntheticConfig(
         output_dir=str(args.out),
         num_train=args.num_train,

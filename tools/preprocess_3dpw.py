@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import check_output_args
+
 from pose_data.pw3d import PW3D_DEFAULT_IMGNAME, convert_3dpw
 
 
@@ -25,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imgname-template", default=PW3D_DEFAULT_IMGNAME)
     parser.add_argument("--skip-bad", action="store_true", help="report bad files, go on")
     args = parser.parse_args(argv)
+    check_output_args(parser, files={"--out": args.out})
     report = convert_3dpw(
         args.root / "sequenceFiles" / args.split,
         args.out,

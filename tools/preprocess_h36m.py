@@ -15,6 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import at_least, check_output_args, positive_float
+
 from pose_data.h36m import (
     H36M_DEFAULT_IMGNAME,
     convert_h36m,
@@ -38,14 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         "--split", nargs="+", default=["train", "val", "val-p2", "multiview"],
         choices=[*SPLITS, "multiview"],
     )  # fmt: skip
-    parser.add_argument("--step", type=int, default=5, help="keep every N-th frame")
+    parser.add_argument("--step", type=at_least(1), default=5, help="keep every N-th frame")
     parser.add_argument("--box-source", choices=["keypoints", "masks"], default="keypoints")
-    parser.add_argument("--box-rescale", type=float, default=None)
+    parser.add_argument("--box-rescale", type=positive_float, default=None)
     parser.add_argument("--imgname-template", default=H36M_DEFAULT_IMGNAME)
     parser.add_argument("--extract-images", type=Path, default=None, help="image root to fill")
     parser.add_argument("--cameras", type=Path, default=None, help="cameras.pkl (mmpose layout)")
     parser.add_argument("--skip-bad", action="store_true", help="report bad files, go on")
     args = parser.parse_args(argv)
+    check_output_args(
+        parser, dirs={"--out-dir": args.out_dir, "--extract-images": args.extract_images}
+    )
     cameras = read_h36m_cameras(args.cameras) if args.cameras else None
     splits = list(args.split)
     if (

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import at_least, check_output_args
+
 from pose_data.mannequin import convert_mannequin
 
 
@@ -21,9 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotations", type=Path, required=True)
     parser.add_argument("--trajectories", type=Path, default=None, help="folder of <sequence>.txt")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--max-views", type=int, default=None)
-    parser.add_argument("--min-views", type=int, default=2)
+    parser.add_argument("--max-views", type=at_least(1), default=None)
+    parser.add_argument("--min-views", type=at_least(1), default=2)
     args = parser.parse_args(argv)
+    if args.max_views is not None and args.max_views < args.min_views:
+        parser.error(f"--max-views must be >= --min-views {args.min_views}, got {args.max_views}")
+    check_output_args(parser, files={"--out": args.out})
     report = convert_mannequin(
         args.annotations,
         args.out,

@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.cli import at_least, check_output_args
+
 from pose_data.mpi_inf import (
     MPI_INF_TEST_IMGNAME,
     MPI_INF_TRAIN_CAMERAS,
@@ -32,8 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["train", "test"], required=True)
     parser.add_argument("--annot3", choices=["annot3", "univ_annot3"], required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--step", type=int, default=10, help="training: keep every N-th frame")
-    parser.add_argument("--cameras", type=int, nargs="+", default=list(MPI_INF_TRAIN_CAMERAS))
+    parser.add_argument(
+        "--step", type=at_least(1), default=10, help="training: keep every N-th frame"
+    )
+    parser.add_argument(
+        "--cameras", type=at_least(0), nargs="+", default=list(MPI_INF_TRAIN_CAMERAS)
+    )
     parser.add_argument(
         "--keep-outside", action="store_true", help="keep frames with joints outside the image"
     )
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-cameras", type=Path, default=None, help="cameras_test.pkl (mmpose)")
     parser.add_argument("--skip-bad", action="store_true", help="report bad files, go on")
     args = parser.parse_args(argv)
+    check_output_args(parser, files={"--out": args.out})
     on_error = "skip" if args.skip_bad else "raise"
     if args.split == "train":
         report = convert_mpi_inf_train(

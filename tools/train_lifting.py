@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting import build_lifting_model, train_lifting
 from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
@@ -98,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--published", action="store_true", help="published sizes and steps")
     args = parser.parse_args(argv)
-    ctx = init_distributed(args.device)
+    given = [f"--{name}" for name in ("train", "val", "stats") if getattr(args, name) is not None]
+    if given and len(given) < 3:
+        parser.error(f"--train, --val and --stats go together; got only {', '.join(given)}")
     overrides = ([] if args.published else CPU_DEFAULT) + list(args.set)
     config = apply_overrides(LiftingConfig(), overrides)
+    check_output_dir(config.output_dir, "output_dir")
+    ctx = init_distributed(args.device)
     try:
         lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)
     except RunLockError as error:

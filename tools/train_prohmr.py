@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+from pipeline.cli import at_least, check_output_dir
 from pipeline.config import ProHMRConfig, load_config
 from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
 from pipeline.runtime import (
@@ -69,7 +70,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     parser.add_argument(
-        "--stop-after", type=int, default=None, help="stop (with a checkpoint) after this step"
+        "--stop-after",
+        type=at_least(1),
+        default=None,
+        help="stop (with a checkpoint) after this step",
     )
     parser.add_argument(
         "--quick",
@@ -110,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = [*(QUICK_OVERRIDES if args.quick else []), *args.set]
     config: ProHMRConfig = load_config(ProHMRConfig, args.config, overrides)
+    check_output_dir(config.output_dir, "output_dir")
+    if config.synthetic is not None:
+        check_output_dir(config.synthetic.output_dir, "synthetic.output_dir")
     ctx = init_distributed(args.device)
     try:
         lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)

@@ -26,10 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from pipeline.cli import at_least, check_output_args, positive_float
 from pipeline.evaluation import check_finite_predictions
 from pipeline.fitting import FIT_COLOUR, flow_decoder, freeze, mesh_vertices
 from pipeline.runtime import pick_device
-from pipeline.session import config_registry, load_prohmr_checkpoint
+from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 from pipeline.visualize import MODE_COLOUR, denormalize
 
 import pose_data as pdata
@@ -41,12 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", default=None, help="registry name (default: first val set)")
-    parser.add_argument("--index", type=int, default=0, help="item of the dataset")
-    parser.add_argument("--grid", type=int, default=7, help="cells per side (odd: mode centred)")
-    parser.add_argument("--radius", type=float, default=None, help="default sqrt(D / 2)")
+    parser.add_argument("--index", type=at_least(0), default=0, help="item of the dataset")
+    parser.add_argument(
+        "--grid", type=at_least(2), default=7, help="cells per side (odd: mode centred)"
+    )
+    parser.add_argument("--radius", type=positive_float, default=None, help="default sqrt(D / 2)")
     parser.add_argument("--views", nargs="+", choices=("side", "front"), default=["side"])
-    parser.add_argument("--cell", type=int, default=160, help="cell side in pixels")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the two directions")
+    parser.add_argument("--cell", type=at_least(1), default=160, help="cell side in pixels")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="seed of the two directions")
     parser.add_argument(
         "--fix-orientation",
         action="store_true",
@@ -56,8 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=Path("latent"), help="output folder")
     args = parser.parse_args(argv)
-    if args.grid < 2:
-        parser.error("--grid must be >= 2")
+    check_output_args(parser, dirs={"--out": args.out})
     return args
 
 
@@ -84,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     freeze(model)
     registry = config_registry(config)
     name = args.dataset or next(iter(config.data.val))
-    entry = registry[name]
+    entry = registry_entry(registry, name, kinds=("image",))
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
     )
+    if args.index >= len(dataset):
+        raise SystemExit(f"--index must be < {len(dataset)} (the size of {name}), got {args.index}")
     item = dataset[args.index]
     image = torch.from_numpy(item["img"])[None].to(device)
     dim = model.flow.flow.features

@@ -1,43 +1,180 @@
-"""YAML experiment configs read into frozen dataclasses.
+"""YAML experiment configs read into frozen dataclasses, every value checked when it is read.
 
 A config file holds only the keys it changes; everything else takes the dataclass default, which
-is the published ProHMR setting (facts §14). Unknown keys fail when the file is read, with the
-dotted key and the file name. Command-line overrides use the same dotted keys:
-``--set train.batch_size=32 model.backbone_depth=18`` (values parsed as YAML scalars).
+is the published ProHMR setting (facts §14). Unknown keys, wrong types and values out of range
+fail when the file is read, with the dotted key, the file name (or "overrides"), the rule and the
+value. The rule of each field sits in its dataclass's ``RULES`` table, next to the field: adding a
+field means adding its rule there (a test checks that every field has one).
+
+Reading rules (files and overrides alike):
+
+- numbers: ``1e-4`` and ``5e5`` are numbers (YAML 1.2; plain PyYAML reads them as strings);
+- integers: an integral float (``32.0``, ``5e5``) is accepted as that integer; ``32.5`` is an
+  error; booleans (``true`` / ``false``, and YAML 1.1's ``yes`` / ``no`` / ``on`` / ``off``)
+  are never numbers, and numbers are never booleans;
+- a key given twice in one mapping is an error (PyYAML keeps the last one silently).
+
+Command-line overrides use the same dotted keys:
+``--set train.batch_size=32 model.backbone_depth=18 train.loss_weights.nll=0.01``:
+
+- a string field takes the text after ``=`` verbatim (``output_dir=runs/a #1`` keeps ``#1``);
+  text in matching quotes is read as a quoted YAML scalar (``body.h36m_regressor_path=""``);
+- other fields parse the text as a YAML value (``data.augment=false``,
+  ``data.train={SYNTH-TRAIN: 1.0}``);
+- a mapping given for a section (``model={backbone_depth: 18}``) changes only the keys it names;
+  a mapping given for a mapping field (``data.train``, ``data.val``, ``train.loss_weights``)
+  replaces it; ``data.train.NAME=w`` sets or adds one entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 __all__ = [
     "BodyConfig",
     "ConfigError",
+    "ConfigValueError",
     "DataConfig",
     "LiftingConfig",
     "ModelConfig",
     "ProHMRConfig",
+    "Rule",
     "SyntheticConfig",
     "TrainConfig",
     "apply_overrides",
     "config_to_dict",
     "load_config",
+    "read_yaml",
 ]
 
 
 class ConfigError(ValueError):
-    """A config file or override is malformed (unknown key, wrong type)."""
+    """A config file or override is malformed (unknown key, wrong type, value out of range)."""
+
+
+class ConfigValueError(ConfigError):
+    """A config value breaks its field's rule.
+
+    Attributes:
+        key: the dotted key (``train.batch_size``).
+        expected: the rule, in words (``>= 1``).
+        value: the value given.
+        source: the file the value came from, "overrides", or "" when the dataclass was built in
+            code.
+    """
+
+    def __init__(self, key: str, expected: str, value: Any, source: str = "") -> None:
+        self.key = key
+        self.expected = expected
+        self.value = value
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}`{key}` must be {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class Rule:
+    """The condition a config value must meet: ``test(value)`` is true when it holds.
+
+    Attributes:
+        expected: the condition in words, as the error message shows it ('>= 1').
+        test: the check; an exception inside it counts as a failed check.
+    """
+
+    expected: str
+    test: Callable[[Any], bool]
+
+    def holds(self, value: Any) -> bool:
+        try:
+            return bool(self.test(value))
+        except (TypeError, ValueError):
+            return False
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def at_least(low: float) -> Rule:
+    """A finite number >= ``low``."""
+    return Rule(f">= {low}", lambda v: _number(v) and v >= low)
+
+
+def above(low: float) -> Rule:
+    """A finite number > ``low``."""
+    return Rule(f"> {low} and finite", lambda v: _number(v) and v > low)
+
+
+def fraction_below_one() -> Rule:
+    """A probability that is not 1: in [0, 1)."""
+    return Rule("in [0, 1)", lambda v: _number(v) and 0 <= v < 1)
+
+
+def one_of(choices: typing.Iterable[Any]) -> Rule:
+    allowed = tuple(choices)
+    return Rule(f"one of {', '.join(map(repr, allowed))}", lambda v: v in allowed)
+
+
+ANY = Rule("anything", lambda v: True)
+NON_EMPTY = Rule("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
+MIXING_WEIGHTS = Rule(
+    "a non-empty mapping {dataset name: weight} with weights >= 0 and a positive sum",
+    lambda d: bool(d) and all(_number(w) and w >= 0 for w in d.values()) and sum(d.values()) > 0,
+)
+
+
+def _loss_weights_rule() -> Rule:
+    from pose_losses import LossWeights
+
+    def test(weights: dict[str, float]) -> bool:
+        if not set(weights) <= set(LossWeights.term_names()):
+            return False
+        dataclasses.replace(LossWeights.prohmr(), **weights)  # the package's own value check
+        return True
+
+    return Rule(
+        "a mapping from loss terms (" + ", ".join(LossWeights.term_names()) + ") to finite "
+        "weights >= 0",
+        test,
+    )
+
+
+def _backbone_depths() -> tuple[int, ...]:
+    from hmr_backbone import RESNET_LAYOUTS
+
+    return tuple(sorted(RESNET_LAYOUTS))
+
+
+def _flow_couplings() -> tuple[str, ...]:
+    from pose_flows.glow import Coupling
+
+    return typing.get_args(Coupling)
+
+
+class _Checked:
+    """Checks a config dataclass's fields against its ``RULES`` table after construction."""
+
+    RULES: ClassVar[dict[str, Rule]] = {}
+
+    def __post_init__(self) -> None:
+        for name, rule in self.RULES.items():
+            value = getattr(self, name)
+            if not rule.holds(value):
+                raise ConfigValueError(name, rule.expected, value)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Checked):
     """Which datasets to train and validate on, by registry name (``tools/configs/datasets.yaml``).
 
     Attributes:
@@ -50,6 +187,8 @@ class DataConfig:
         image_size: crop side in pixels (224 published).
         augment: apply the training augmentation of facts §5.4.
         num_workers: DataLoader worker processes.
+
+    The names are checked against the registry when a run starts (``check_config_datasets``).
     """
 
     registry: str = "tools/configs/datasets.yaml"
@@ -68,9 +207,20 @@ class DataConfig:
     augment: bool = True
     num_workers: int = 8
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "registry": NON_EMPTY,
+        "data_root": ANY,
+        "train": MIXING_WEIGHTS,
+        "val": MIXING_WEIGHTS,
+        "mocap": ANY,
+        "image_size": at_least(1),
+        "augment": ANY,
+        "num_workers": at_least(0),
+    }
+
 
 @dataclass(frozen=True)
-class BodyConfig:
+class BodyConfig(_Checked):
     """Body model files. ``model_path: procedural`` uses pose-body's procedural model.
 
     Attributes:
@@ -85,13 +235,29 @@ class BodyConfig:
     h36m_regressor_path: str = ""
     mean_params_path: str = "data/smpl_mean_params.npz"
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "model_path": NON_EMPTY,
+        "extra_regressor_path": ANY,
+        "h36m_regressor_path": ANY,
+        "mean_params_path": NON_EMPTY,
+    }
+
 
 @dataclass(frozen=True)
-class ModelConfig:
-    """Network sizes (defaults: the published ProHMR model, facts §0)."""
+class ModelConfig(_Checked):
+    """Network sizes (defaults: the published ProHMR model, facts §0).
+
+    Attributes:
+        backbone_weights: weights for the ResNet when a model is built for training (ImageNet
+            torchvision file, or a checkpoint with ``backbone_weights_prefix``); '' = random
+            init. A relative path is taken from the working folder, like the other paths.
+        backbone_weights_prefix: prefix of the backbone entries in that file ('' for an
+            ImageNet file, 'backbone.' for an official ProHMR checkpoint).
+    """
 
     backbone_depth: int = 50
-    backbone_weights: str = ""  # ImageNet or ProHMR backbone weights file; '' = random init
+    backbone_weights: str = ""
+    backbone_weights_prefix: str = ""
     flow_num_layers: int = 4
     flow_hidden_features: int = 1024
     flow_num_blocks: int = 2
@@ -102,9 +268,24 @@ class ModelConfig:
     focal_length: float = 5000.0
     discriminator: bool = True
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "backbone_depth": one_of(_backbone_depths()),
+        "backbone_weights": ANY,
+        "backbone_weights_prefix": ANY,
+        "flow_num_layers": at_least(1),
+        "flow_hidden_features": at_least(1),
+        "flow_num_blocks": at_least(0),
+        "flow_coupling": one_of(_flow_couplings()),
+        "flow_dropout": fraction_below_one(),
+        "flow_batch_norm": ANY,
+        "fc_hidden_features": at_least(1),
+        "focal_length": above(0),
+        "discriminator": ANY,
+    }
+
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Checked):
     """Optimisation and logging (facts §7, §11, §14)."""
 
     batch_size: int = 64
@@ -123,9 +304,27 @@ class TrainConfig:
     seed: int = 0
     loss_weights: dict[str, float] = field(default_factory=dict)  # overrides of LossWeights
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "batch_size": at_least(1),
+        "total_steps": at_least(0),
+        "lr": above(0),
+        "weight_decay": at_least(0),
+        "num_train_samples": at_least(1),
+        "num_val_samples": at_least(1),
+        "smpl_param_noise": at_least(0),
+        "amp": ANY,
+        "log_steps": at_least(1),
+        "val_steps": at_least(1),
+        "image_log_steps": at_least(1),
+        "checkpoint_steps": at_least(1),
+        "mocap_batch_multiplier": at_least(1),
+        "seed": at_least(0),
+        "loss_weights": _loss_weights_rule(),
+    }
+
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(_Checked):
     """The embedded synthetic world (tools/make_synthetic.py)."""
 
     output_dir: str = "outputs/synthetic"
@@ -135,9 +334,18 @@ class SyntheticConfig:
     seed: int = 0
     use_mocap: bool = True
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "output_dir": NON_EMPTY,
+        "num_train": at_least(1),
+        "num_val": at_least(1),
+        "image_size": at_least(1),
+        "seed": at_least(0),
+        "use_mocap": ANY,
+    }
+
 
 @dataclass(frozen=True)
-class ProHMRConfig:
+class ProHMRConfig(_Checked):
     """A whole ProHMR experiment."""
 
     output_dir: str = "outputs/prohmr"
@@ -147,9 +355,11 @@ class ProHMRConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     synthetic: SyntheticConfig | None = None
 
+    RULES: ClassVar[dict[str, Rule]] = {"output_dir": NON_EMPTY}
+
 
 @dataclass(frozen=True)
-class LiftingConfig:
+class LiftingConfig(_Checked):
     """The lifting model (facts §10, §14 proskeleton.yaml)."""
 
     output_dir: str = "outputs/lifting"
@@ -175,18 +385,91 @@ class LiftingConfig:
     checkpoint_steps: int = 10_000
     seed: int = 0
 
+    RULES: ClassVar[dict[str, Rule]] = {
+        "output_dir": NON_EMPTY,
+        "train_file": ANY,
+        "val_file": ANY,
+        "stats_file": ANY,
+        "hidden_features": at_least(1),
+        "num_res_blocks": at_least(0),
+        "flow_num_layers": at_least(1),
+        "flow_hidden_features": at_least(1),
+        "flow_num_blocks": at_least(0),
+        "flow_dropout": fraction_below_one(),
+        "flow_batch_norm": ANY,
+        "batch_size": at_least(1),
+        "total_steps": at_least(0),
+        "lr": above(0),
+        "weight_decay": at_least(0),
+        "num_train_samples": at_least(1),
+        "num_val_samples": at_least(1),
+        "pose_3d_noise": at_least(0),
+        "log_steps": at_least(1),
+        "val_steps": at_least(1),
+        "checkpoint_steps": at_least(1),
+        "seed": at_least(0),
+    }
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that reads ``1e-4`` as a number and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+            if isinstance(key, typing.Hashable):
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.2 floats that YAML 1.1 (PyYAML) reads as strings: an exponent without a dot or without
+# a sign (1e-4, 5e5, 1.0e5).
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """Parse config text with the config reading rules (module docstring).
+
+    Raises:
+        ConfigError: naming ``source`` and the line, if the text is not valid YAML or repeats a
+            key.
+    """
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not a valid config YAML: {err}") from err
+
 
 def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _optional_inner(tp: Any) -> Any:
+    """``X`` for ``X | None``, else ``tp``."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
 def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], key, source)
+        return _coerce(value, _optional_inner(tp), key, source)
     if is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: `{key}` must be a mapping, got {value!r}")
@@ -201,6 +484,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
             raise ConfigError(f"{source}: `{key}` must be true or false, got {value!r}")
         return value
     if tp is int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{source}: `{key}` must be an integer, got {value!r}")
         return value
@@ -218,18 +503,22 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - known, key=str)
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(where + k for k in unknown)}; "
+            f"{source}: unknown key(s) {', '.join(where + str(k) for k in unknown)}; "
             f"expected one of {', '.join(sorted(known))}"
         )
     kwargs = {}
     for name, value in values.items():
         key = f"{prefix}.{name}" if prefix else name
         kwargs[name] = _coerce(value, hints[name], key, source)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigValueError as err:
+        key = f"{prefix}.{err.key}" if prefix else err.key
+        raise ConfigValueError(key, err.expected, err.value, source) from None
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -238,7 +527,14 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def load_config(cls: type, path: str | Path | None, overrides: list[str] | None = None) -> Any:
-    """Read ``path`` (YAML) into ``cls`` and apply dotted ``overrides`` (``key=value``)."""
+    """Read ``path`` (YAML) into ``cls`` and apply dotted ``overrides`` (``key=value``).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ConfigError: naming the file (or "overrides") and the dotted key, for text that is not
+            YAML, a repeated or unknown key, a wrong type; `ConfigValueError` (a ConfigError)
+            for a value out of its field's range.
+    """
     values: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -246,40 +542,76 @@ def load_config(cls: type, path: str | Path | None, overrides: list[str] | None 
         config_path = Path(path)
         if not config_path.is_file():
             raise FileNotFoundError(f"config file not found: {config_path}")
-        try:
-            loaded = yaml.safe_load(config_path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{source}: not a readable YAML config ({error})") from None
+        loaded = read_yaml(config_path.read_text(), source) or {}
         if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: expected a mapping at the top level")
+            raise ConfigError(
+                f"{source}: expected a mapping at the top level, got {type(loaded).__name__}"
+            )
         values = loaded
     config = _build(cls, values, "", source)
     return apply_overrides(config, overrides or [])
 
 
+def _parse_override(raw: str, tp: Any, current: Any, item: str) -> Any:
+    """The value of one override, parsed by the type of the field it sets."""
+    inner = _optional_inner(tp)
+    if inner is str:
+        text = raw.strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            return read_yaml(text, f"override {item!r}")
+        return raw
+    value = read_yaml(raw, f"override {item!r}")
+    if is_dataclass(inner) and isinstance(value, dict):
+        base = current if isinstance(current, dict) else config_to_dict(inner())
+        return {**base, **value}
+    return value
+
+
 def apply_overrides(config: Any, overrides: list[str]) -> Any:
-    """Return ``config`` with ``key.sub=value`` overrides applied (values parsed as YAML)."""
+    """Return ``config`` with ``key.sub=value`` overrides applied (rules: module docstring).
+
+    Raises:
+        ConfigError: for an item without ``=``, an unknown key, a key inside a value that is
+            not a section, text that is not YAML, a wrong type; `ConfigValueError` for a value
+            out of range (source "overrides").
+    """
     data = config_to_dict(config)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
-        parts = key.strip().split(".")
-        target = data
-        for part in parts[:-1]:
-            if target.get(part) is None and part == "synthetic":
-                target[part] = config_to_dict(SyntheticConfig())
+        key = key.strip()
+        parts = key.split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: `{key}` has an empty part")
+        target: dict[str, Any] = data
+        tp: Any = type(config)
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            here = ".".join(parts[: depth + 1])
+            inner = _optional_inner(tp)
+            if is_dataclass(inner):
+                hints = typing.get_type_hints(inner)
+                names = [f.name for f in fields(inner)]
+                if part not in names:
+                    raise ConfigError(
+                        f"override {item!r}: unknown key `{key}`; expected one of "
+                        f"{', '.join(sorted(names))}"
+                    )
+                field_type = hints[part]
+            elif typing.get_origin(inner) is dict:
+                field_type = typing.get_args(inner)[1]
+            else:
+                raise ConfigError(f"override {item!r}: `{here}` is not a section")
+            if last:
+                target[part] = _parse_override(raw, field_type, target.get(part), item)
+                break
+            section = _optional_inner(field_type)
+            if target.get(part) is None and is_dataclass(section):
+                target[part] = config_to_dict(section())
             if not isinstance(target.get(part), dict):
-                raise ConfigError(f"override {item!r}: `{part}` is not a section")
-            target = target[part]
-        if parts[-1] not in target:
-            raise ConfigError(
-                f"override {item!r}: unknown key `{key}`; expected one of "
-                f"{', '.join(sorted(target))}"
-            )
-        if isinstance(target[parts[-1]], int | float) and isinstance(value, int | float):
-            if isinstance(target[parts[-1]], float):
-                value = float(value)
-        target[parts[-1]] = value
+                raise ConfigError(
+                    f"override {item!r}: `{here}` is a {_type_name(section)}, not a section"
+                )
+            target, tp = target[part], field_type
     return _build(type(config), data, "", "overrides")

@@ -24,6 +24,7 @@ import pose_geometry as pg
 __all__ = [
     "KEYPOINT_LISTS",
     "DatasetEntry",
+    "DatasetRegistry",
     "StepBatchSampler",
     "load_registry",
 ]
@@ -49,6 +50,7 @@ class DatasetEntry:
         keypoint_list_name: the name of that list ('lsp14', ...), '' if none.
         use_hips: the original's USE_HIPS flag (kept for reference; facts §15.14).
         mean_stats: normalisation statistics npz (lifting), or None.
+        made_by: the program (with its arguments) that writes ``file``, '' if none is recorded.
     """
 
     name: str
@@ -59,31 +61,98 @@ class DatasetEntry:
     keypoint_list_name: str
     use_hips: bool
     mean_stats: Path | None
+    made_by: str = ""
+
+    def require_file(self) -> Path:
+        """``file``, after checking that it exists.
+
+        Raises:
+            FileNotFoundError: naming the dataset, the file and the program that makes it.
+        """
+        if not self.file.is_file():
+            how = (
+                f"make it with {self.made_by}"
+                if self.made_by
+                else "the registry records no program that makes it"
+            )
+            raise FileNotFoundError(
+                f"dataset '{self.name}': file {self.file} not found; {how} "
+                "(or point data.data_root / POSE_DATA_ROOT at the folder that holds it)"
+            )
+        return self.file
 
 
-_ENTRY_KEYS = {"type", "file", "image_dir", "keypoint_list", "use_hips", "mean_stats"}
+class DatasetRegistry(dict[str, DatasetEntry]):
+    """{name: entry} as read from ``path`` (a dict that knows its file)."""
+
+    def __init__(self, entries: dict[str, DatasetEntry], path: Path) -> None:
+        super().__init__(entries)
+        self.path = path
+
+    def entry(self, name: str, *, key: str, kinds: tuple[str, ...] = ()) -> DatasetEntry:
+        """The entry ``name``, given as ``key`` (a config key or a command-line flag).
+
+        Raises:
+            ValueError: naming ``key``, the name, the registry file and every known name (of
+                the wanted ``kinds``), if it is absent or of another type.
+        """
+        known = sorted(n for n, e in self.items() if not kinds or e.type in kinds)
+        if name not in self:
+            raise ValueError(
+                f"{key}: dataset {name!r} is not in the registry {self.path}; "
+                f"expected one of {', '.join(known)}"
+            )
+        entry = self[name]
+        if kinds and entry.type not in kinds:
+            raise ValueError(
+                f"{key}: dataset {name!r} has type {entry.type!r} in {self.path}; expected "
+                f"type {' or '.join(map(repr, kinds))}, e.g. one of {', '.join(known)}"
+            )
+        return entry
+
+
+_ENTRY_KEYS = {"type", "file", "image_dir", "keypoint_list", "use_hips", "mean_stats", "made_by"}
+_TEXT_KEYS = ("file", "image_dir", "keypoint_list", "mean_stats", "made_by")
 _TYPES = {"image", "multiview", "mocap", "lifting"}
 
 
 def load_registry(
     path: str | os.PathLike[str], *, data_root: str | os.PathLike[str], synthetic_dir: str = ""
-) -> dict[str, DatasetEntry]:
+) -> DatasetRegistry:
     """Read the dataset registry YAML.
 
     Paths may use ``{data_root}`` and ``{synthetic_dir}``; other relative paths resolve against
-    ``data_root`` (``POSE_DATA_ROOT`` overrides it when set).
+    ``data_root`` (``POSE_DATA_ROOT`` overrides it when set). The files need not exist yet
+    (`DatasetEntry.require_file` checks one when it is used).
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        ValueError: naming the file (and the entry), if it is not YAML, not a non-empty
+            mapping of entries, or an entry has an unknown key, type or keypoint list, a
+            non-text path, a non-boolean ``use_hips`` or an unknown ``{placeholder}``.
     """
     registry = Path(path)
     if not registry.is_file():
         raise FileNotFoundError(f"dataset registry not found: {registry}")
     try:
-        raw = yaml.safe_load(registry.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{registry}: not a readable YAML dataset registry ({error})") from None
+        raw = yaml.safe_load(registry.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{registry}: the dataset registry is not valid YAML: {err}") from err
+    if not isinstance(raw, dict) or not raw:
+        raise ValueError(
+            f"{registry}: the dataset registry must be a non-empty mapping of dataset names to "
+            f"entries, got {type(raw).__name__}"
+        )
     root = Path(os.environ.get("POSE_DATA_ROOT", str(data_root)))
 
-    def resolve(value: str) -> Path:
-        text = value.format(data_root=root, synthetic_dir=synthetic_dir)
+    def resolve(name: str, key: str, value: str) -> Path:
+        try:
+            text = value.format(data_root=root, synthetic_dir=synthetic_dir)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(
+                f"{registry}: entry '{name}' {key} {value!r} uses an unknown placeholder "
+                f"({err}); expected only {{data_root}} and {{synthetic_dir}}"
+            ) from None
         candidate = Path(text)
         return candidate if ("{" in value or candidate.is_absolute()) else root / candidate
 
@@ -100,8 +169,18 @@ def load_registry(
         kind = spec.get("type", "image")
         if kind not in _TYPES:
             raise ValueError(f"{registry}: entry '{name}' has type {kind!r}; expected {_TYPES}")
-        if "file" not in spec:
-            raise ValueError(f"{registry}: entry '{name}' lacks 'file'")
+        if not spec.get("file"):
+            raise ValueError(f"{registry}: entry '{name}' lacks 'file' (the dataset's path)")
+        for key in _TEXT_KEYS:
+            if key in spec and not isinstance(spec[key], str | None):
+                raise ValueError(
+                    f"{registry}: entry '{name}' {key} must be text, got {spec[key]!r}"
+                )
+        if not isinstance(spec.get("use_hips", False), bool):
+            raise ValueError(
+                f"{registry}: entry '{name}' use_hips must be true or false, "
+                f"got {spec['use_hips']!r}"
+            )
         list_name = spec.get("keypoint_list", "") or ""
         if list_name and list_name not in KEYPOINT_LISTS:
             raise ValueError(
@@ -111,14 +190,17 @@ def load_registry(
         entries[name] = DatasetEntry(
             name=name,
             type=kind,
-            file=resolve(spec["file"]),
-            image_dir=resolve(spec.get("image_dir", "")),
+            file=resolve(name, "file", spec["file"]),
+            image_dir=resolve(name, "image_dir", spec.get("image_dir") or ""),
             keypoint_list=KEYPOINT_LISTS[list_name] if list_name else None,
             keypoint_list_name=list_name,
-            use_hips=bool(spec.get("use_hips", False)),
-            mean_stats=resolve(spec["mean_stats"]) if spec.get("mean_stats") else None,
+            use_hips=spec.get("use_hips", False),
+            mean_stats=(
+                resolve(name, "mean_stats", spec["mean_stats"]) if spec.get("mean_stats") else None
+            ),
+            made_by=spec.get("made_by") or "",
         )
-    return entries
+    return DatasetRegistry(entries, registry)
 
 
 class StepBatchSampler(Sampler[list[int]]):

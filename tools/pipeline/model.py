@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 import pose_geometry as pg
 import pose_losses as pl
-from hmr_backbone import ResNet
+from hmr_backbone import ResNet, load_backbone_weights
 from pose_body import BodyModel
 from pose_flows import SMPLFlowHead
 
@@ -272,9 +272,25 @@ def build_prohmr(
     body_model: BodyModel,
     mean_betas: np.ndarray,
     mean_camera: np.ndarray,
+    load_weights: bool = True,
 ) -> ProHMR:
-    """Build the model from a config (random init unless ``backbone_weights`` is given)."""
+    """Build the model from a config.
+
+    The backbone starts from ``config.backbone_weights`` when it is set and ``load_weights`` is
+    true (a model built for training), read strictly by ``hmr_backbone.load_backbone_weights``
+    with ``config.backbone_weights_prefix``; otherwise from random weights. Pass
+    ``load_weights=False`` when a checkpoint's weights are loaded next.
+
+    Raises:
+        FileNotFoundError: if ``backbone_weights`` names no file.
+        ValueError: if that file cannot be read safely; ``WeightsMismatchError`` (a ValueError)
+            naming the file and the keys, if its entries do not fit the backbone.
+    """
     backbone = ResNet(depth=config.backbone_depth)
+    if config.backbone_weights and load_weights:
+        load_backbone_weights(
+            backbone, config.backbone_weights, prefix=config.backbone_weights_prefix
+        )
     context = backbone.num_features
     head = SMPLFlowHead(
         context_features=context,

@@ -4,8 +4,9 @@
   start time. It is created atomically (written to a private temporary file, then hard-linked to
   its name, which fails if a lock exists) and removed when the run ends. A second run on the
   folder is refused naming the owner; a lock whose pid no longer lives on this host (or is this
-  process's own pid, reused after a container restart) is stale and taken over with a message; a lock of another host cannot be checked from here and is only
-  taken over when asked (``--take-over-lock``). A live owner is never overridden.
+  process's own pid, reused after a container restart) is stale and taken over with a message;
+  a lock of another host cannot be checked from here and is only taken over when asked
+  (``--take-over-lock``). A live owner is never overridden.
 * **Orphans** (:func:`remove_orphan_temporaries`): a run killed while writing a checkpoint leaves
   ``.last.pt.XXXX.tmp``; the next run that holds the lock removes such files.
 * **Resume config** (:func:`resume_config_changes`): a resumed run whose config differs from the

@@ -71,12 +71,31 @@ class DistributedContext:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' = CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:1' as given."""
+    """'auto' = CUDA when available, else CPU; 'cpu' / 'cuda' / 'cuda:1' as given.
+
+    Raises:
+        ValueError: naming ``--device``, if ``name`` is not a CPU or CUDA device, asks for CUDA
+            where there is none, or for a GPU index beyond the GPUs present.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"`--device {name}` is not a device here; expected auto, cpu, cuda or cuda:N"
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"`--device {name}` asked for CUDA, but CUDA is not available here")
+    if device.type == "cuda" and device.index is not None:
+        count = torch.cuda.device_count()
+        if device.index >= count:
+            raise ValueError(
+                f"`--device {name}` asks for GPU {device.index}; expected cuda:0 .. "
+                f"cuda:{count - 1} ({count} GPU(s) here)"
+            )
     return device
 
 

@@ -14,7 +14,7 @@ import pose_losses as pl
 from pose_body import BodyModel, load_mean_params
 
 from .config import ProHMRConfig
-from .data import DatasetEntry, load_registry
+from .data import DatasetEntry, DatasetRegistry, load_registry
 from .evaluation import evaluate_regression, mean_pose_keypoints
 from .model import ProHMR, build_prohmr
 from .prohmr_training import TrainResult, train_prohmr
@@ -22,7 +22,14 @@ from .runtime import DistributedContext
 from .synthetic import build_body_model, generate_synthetic_world
 from .visualize import save_prediction_grid
 
-__all__ = ["ProHMRSession", "config_registry", "load_body_model", "load_prohmr_checkpoint"]
+__all__ = [
+    "ProHMRSession",
+    "check_config_datasets",
+    "config_registry",
+    "load_body_model",
+    "load_prohmr_checkpoint",
+    "registry_entry",
+]
 
 
 def load_body_model(config: ProHMRConfig) -> BodyModel:
@@ -42,6 +49,9 @@ class ProHMRSession:
     def __init__(self, config: ProHMRConfig, *, ctx: DistributedContext) -> None:
         self.config = config
         self.ctx = ctx
+        # The names first: a misspelled one fails before the synthetic world is generated.
+        self.registry = config_registry(config)
+        check_config_datasets(config, self.registry)
         synthetic_dir = ""
         self.world = None
         if config.synthetic is not None:
@@ -53,9 +63,6 @@ class ProHMRSession:
             if not ctx.is_main:
                 self.world = generate_synthetic_world(config.synthetic)
         self.synthetic_dir = synthetic_dir
-        self.registry = load_registry(
-            config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
-        )
         self.body_model = load_body_model(config)
         mean_path = config.body.mean_params_path.format(synthetic_dir=synthetic_dir)
         self.mean_params = load_mean_params(mean_path)
@@ -73,7 +80,7 @@ class ProHMRSession:
         )
         self.mocap = None
         if config.data.mocap and self.discriminator is not None:
-            self.mocap = pdata.MocapDataset(self._entry(config.data.mocap).file)
+            self.mocap = pdata.MocapDataset(self._entry(config.data.mocap).require_file())
         self.val_data = pdata.MixedDataset(
             [self._image_dataset(self._entry(name), train=False) for name in config.data.val],
             list(config.data.val.values()),
@@ -86,18 +93,13 @@ class ProHMRSession:
             self.writer = SummaryWriter(str(Path(config.output_dir) / "tensorboard"))
 
     def _entry(self, name: str) -> DatasetEntry:
-        if name not in self.registry:
-            raise KeyError(
-                f"dataset '{name}' is not in the registry {self.config.data.registry}; "
-                f"known: {', '.join(sorted(self.registry))}"
-            )
-        return self.registry[name]
+        return self.registry.entry(name, key="data")
 
     def _image_dataset(self, entry: DatasetEntry, *, train: bool) -> pdata.ImageDataset:
         if entry.type != "image":
             raise ValueError(f"dataset '{entry.name}' has type {entry.type!r}; expected 'image'")
         return pdata.ImageDataset(
-            entry.file,
+            entry.require_file(),
             image_dir=entry.image_dir,
             train=train and self.config.data.augment,
             image_size=self.config.data.image_size,
@@ -209,23 +211,49 @@ class ProHMRSession:
             self.writer.close()
 
 
-def config_registry(config: ProHMRConfig) -> dict[str, DatasetEntry]:
-    """The dataset registry of a run's config (``{synthetic_dir}`` = its synthetic world)."""
+def config_registry(config: ProHMRConfig) -> DatasetRegistry:
+    """The dataset registry of a run's config (``{synthetic_dir}`` = its synthetic world).
+
+    Raises:
+        FileNotFoundError, ValueError: as ``load_registry``, naming ``data.registry``'s file.
+    """
     synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
     return load_registry(
         config.data.registry, data_root=config.data.data_root, synthetic_dir=synthetic_dir
     )
 
 
-def registry_entry(registry: dict[str, DatasetEntry], name: str) -> DatasetEntry:
+def check_config_datasets(config: ProHMRConfig, registry: DatasetRegistry) -> None:
+    """Check that ``data.train``, ``data.val`` and ``data.mocap`` name registry entries of the
+    right type (image sets; a mocap set, when the discriminator is on).
+
+    Raises:
+        ValueError: naming the config key, the name, the registry file and the valid names.
+    """
+    for name in config.data.train:
+        registry.entry(name, key="data.train", kinds=("image",))
+    for name in config.data.val:
+        registry.entry(name, key="data.val", kinds=("image",))
+    if config.data.mocap and config.model.discriminator:
+        registry.entry(config.data.mocap, key="data.mocap", kinds=("mocap",))
+
+
+def registry_entry(
+    registry: DatasetRegistry, name: str, *, kinds: tuple[str, ...] = ()
+) -> DatasetEntry:
     """The entry `name` of a dataset registry (`config_registry`), for the command-line tools.
 
     Raises:
-        SystemExit: naming ``--dataset``, the name and the known names, if it is absent.
+        SystemExit: naming ``--dataset``, the name, the registry file and the valid names (of
+            the wanted ``kinds``), if it is absent or of another type.
+        FileNotFoundError: naming the file and the program that makes it, if it is absent.
     """
-    if name not in registry:
-        raise SystemExit(f"--dataset {name!r} is not in the registry ({sorted(registry)})")
-    return registry[name]
+    try:
+        entry = registry.entry(name, key="--dataset", kinds=kinds)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    entry.require_file()
+    return entry
 
 
 def load_prohmr_checkpoint(
@@ -262,6 +290,7 @@ def load_prohmr_checkpoint(
         body_model=body_model,
         mean_betas=mean_params.betas,
         mean_camera=mean_params.camera,
+        load_weights=False,
     )
     load_model_state(model, state["model"], path=path, what="ProHMR model")
     if not bool(model.initialized):
