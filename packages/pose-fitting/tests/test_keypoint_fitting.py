@@ -188,11 +188,15 @@ def test_rejects_nan_keypoints_naming_the_argument():
     p = problem(batch_size=2)
     kp = p.keypoints_2d.clone()
     kp[1, 7, 0] = math.nan
-    with pytest.raises(ValueError, match=r"`keypoints_2d` contains NaN \(batch items \[1\]\)"):
+    with pytest.raises(
+        ValueError, match=r"`keypoints_2d` must have finite coordinates .*\(batch items \[1\]\)"
+    ):
         fit(p, keypoints_2d=kp)
     kp = p.keypoints_2d.clone()
     kp[0, 3, 2] = math.nan  # a NaN confidence is rejected too
-    with pytest.raises(ValueError, match=r"`keypoints_2d` contains NaN \(batch items \[0\]\)"):
+    with pytest.raises(
+        ValueError, match=r"`keypoints_2d\[\.\.\., 2\]` \(confidence\) .* got nan at item 0"
+    ):
         fit(p, keypoints_2d=kp)
     with pytest.raises(ValueError, match=r"`init_z` contains NaN"):
         fit(p, init_z=torch.full((2, 8), math.nan, dtype=F64))

@@ -178,7 +178,8 @@ def test_rejects_bad_inputs():
         refine_multiview(decoder=decoder, body_model=body, init_z=z0, init_betas=betas[:2])
     kp = torch.zeros(3, 44, 3, dtype=F64)
     kp[0, 0, 0] = math.nan
-    with pytest.raises(ValueError, match="`keypoints_2d` contains NaN"):
+    kp[0, 0, 2] = 1.0  # NaN at confidence 0 would be ignored (documented); at 1 it is an error
+    with pytest.raises(ValueError, match="`keypoints_2d` must have finite coordinates"):
         refine_multiview(
             decoder=decoder,
             body_model=body,

@@ -190,7 +190,9 @@ def test_rejects_bad_inputs():
     options = SMPLifyOptions(stopping=StoppingRules(max_iterations=0))
     kp = p.keypoints_2d.clone()
     kp[1, 0, 1] = math.nan
-    with pytest.raises(ValueError, match=r"`keypoints_2d` contains NaN \(batch items \[1\]\)"):
+    with pytest.raises(
+        ValueError, match=r"`keypoints_2d` must have finite .*\(batch items \[1\]\)"
+    ):
         run(p, prior, init, options, keypoints_2d=kp)
     bad = {**init, "init_body_pose": init["init_body_pose"][:, :21]}
     with pytest.raises(ValueError, match=r"`init_body_pose` must have shape \(2, 23, 3, 3\)"):

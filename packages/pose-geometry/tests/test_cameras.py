@@ -91,11 +91,13 @@ def test_weak_perspective_to_translation_matches_prohmr_formula() -> None:
     torch.testing.assert_close(t, expected, atol=0.0, rtol=0.0)
 
 
-def test_weak_perspective_depth_keeps_epsilon_and_is_not_clamped() -> None:
-    camera = torch.tensor([[0.0, 0.0, 0.0], [-1.0, 0.0, 0.0]], dtype=F64)
+def test_weak_perspective_depth_keeps_epsilon_and_refuses_non_positive_scale() -> None:
+    camera = torch.tensor([[1e-9, 0.0, 0.0]], dtype=F64)
     t = weak_perspective_to_translation(camera)
-    assert t[0, 2].item() == pytest.approx(2 * 5000.0 / 1e-9)
-    assert t[1, 2].item() == pytest.approx(2 * 5000.0 / (-224.0 + 1e-9))
+    assert t[0, 2].item() == pytest.approx(2 * 5000.0 / (224.0 * 1e-9 + 1e-9))
+    for s in (0.0, -1.0):
+        with pytest.raises(ValueError, match=r"camera\[\.\.\., 0\].*> 0, got"):
+            weak_perspective_to_translation(torch.tensor([[s, 0.0, 0.0]], dtype=F64))
 
 
 def test_weak_perspective_translation_round_trip_float64() -> None:

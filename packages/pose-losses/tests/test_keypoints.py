@@ -116,7 +116,9 @@ def test_rejects_confidence_of_the_wrong_shape():
 
 
 def test_rejects_pelvis_index_out_of_range():
-    with pytest.raises(ValueError, match=r"`pelvis_idx` 39 is out of range for 16 keypoints"):
+    with pytest.raises(
+        ValueError, match=r"`pelvis_idx` must lie in \[0, 16\) for 16 keypoints, got 39"
+    ):
         keypoint_3d_loss(torch.randn(1, 2, 16, 3), torch.randn(1, 16, 3))
 
 

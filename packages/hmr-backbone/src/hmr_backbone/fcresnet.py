@@ -127,10 +127,12 @@ class FCResNet(nn.Module):
             (..., out_features) features (the flow's context in the lifting model).
 
         Raises:
-            ValueError: if `x` does not end with `in_features`.
-            TypeError: if `x` is not a floating-point tensor.
+            ValueError: if `x` does not end with `in_features`, or is on another device than
+                the network.
+            TypeError: if `x` is not a floating-point tensor or has another dtype than the
+                network's parameters.
         """
-        check_input("x", x, (self.in_features,))
+        check_input("x", x, (self.in_features,), self)
         leading = x.shape[:-1]
         y = self.fc_layers(x.reshape(-1, self.in_features))
         return y.reshape(*leading, self.num_features)

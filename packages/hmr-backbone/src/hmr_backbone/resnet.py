@@ -182,10 +182,12 @@ class ResNet(nn.Module):
             C = `num_features`.
 
         Raises:
-            ValueError: if `images` does not end with (3, H, W).
-            TypeError: if `images` is not a floating-point tensor.
+            ValueError: if `images` does not end with (3, H, W) (e.g. channels last, (..., H,
+                W, 3)), or is on another device than the network.
+            TypeError: if `images` is not a floating-point tensor (uint8 images must be
+                normalised first) or has another dtype than the network's parameters.
         """
-        check_input("images", images, (3, "H", "W"))
+        check_input("images", images, (3, "H", "W"), self)
         leading = images.shape[:-3]
         x = images if images.ndim == 4 else images.reshape(-1, *images.shape[-3:])
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

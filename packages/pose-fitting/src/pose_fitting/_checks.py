@@ -26,7 +26,11 @@ def check_finite(name: str, x: Tensor) -> None:
 def check_batched(
     name: str, x: object, trailing: tuple[int | None, ...], batch: int | None
 ) -> Tensor:
-    """Check a floating (B, *trailing) tensor (None in `trailing` = any size); return it."""
+    """Check a floating (B, *trailing) tensor (None in `trailing` = any size); return it.
+
+    With `batch` None (the tensor that sets B), B = 0 is refused: an empty batch has nothing
+    to fit ("`init_z` must hold at least one item (B >= 1), got shape (0, 8)").
+    """
     x = check_tensor(name, x)
     check_floating(name, x)
     expected_ndim = 1 + len(trailing)
@@ -39,7 +43,25 @@ def check_batched(
         lead = "B" if batch is None else str(batch)
         dims = ", ".join([lead, *("N" if t is None else str(t) for t in trailing)])
         raise ValueError(f"`{name}` must have shape ({dims}), got {tuple(x.shape)}")
+    if batch is None and x.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one item (B >= 1), got shape {tuple(x.shape)}; "
+            f"skip the call for an empty batch"
+        )
     return x
+
+
+def check_fit_dtype(name: str, x: Tensor) -> None:
+    """Raise TypeError unless `x` is float32 or float64, the precisions a fit can run in.
+
+    L-BFGS in float16/bfloat16 loses the curvature pairs to round-off (and some CPU kernels
+    do not exist for them): the fit would end in NaN or stop at once.
+    """
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(
+            f"`{name}` must be float32 or float64 (the fit runs in its dtype), got {x.dtype}; "
+            f"convert it with .float() or .double()"
+        )
 
 
 def check_callable(name: str, value: object) -> Callable:

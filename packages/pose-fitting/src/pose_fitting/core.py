@@ -286,6 +286,16 @@ class _Packer:
                     f"`initial[{first_name!r}]` is {first.dtype} on {first.device}, "
                     f"`initial[{name!r}]` is {value.dtype} on {value.device}"
                 )
+            if value.shape[0] == 0:
+                raise ValueError(
+                    f"`initial[{name!r}]` must hold at least one item (B >= 1), got shape "
+                    f"{tuple(value.shape)}; skip the call for an empty batch"
+                )
+            if value.dtype not in (torch.float32, torch.float64):
+                raise TypeError(
+                    f"`initial[{name!r}]` must be float32 or float64 (the fit runs in its "
+                    f"dtype), got {value.dtype}"
+                )
             check_finite(f"initial[{name!r}]", value)
             self.names.append(name)
             self.shapes.append(tuple(value.shape[1:]))
@@ -439,10 +449,12 @@ def minimize(
         `MinimizeResult` with the optimised parameters, the per-item losses and the report.
 
     Raises:
-        TypeError: if `initial` holds a non-tensor or non-floating tensor, or the objective
-            does not return a tensor.
-        ValueError: for inconsistent batch sizes, dtypes or devices, NaN/inf initial values,
-            a wrong objective output shape, bad option values or a wrong `skip_reasons` length.
+        TypeError: if `initial` holds a non-tensor, a tensor that is not float32/float64
+            (L-BFGS in half precision loses its curvature pairs to round-off), or the
+            objective does not return a tensor.
+        ValueError: for inconsistent batch sizes, dtypes or devices, an empty batch (B = 0;
+            skip the call instead), NaN/inf initial values, a wrong objective output shape,
+            bad option values or a wrong `skip_reasons` length.
         RuntimeError: when called inside ``torch.inference_mode()`` (autograd is needed), or
             when `compile_objective` is set and torch.compile fails (no C++ compiler; for
             ``"whole"``, an objective that does not trace as one graph).

@@ -29,6 +29,9 @@ __all__ = ["GaussianMixturePrior"]
 
 _ArrayLike = Tensor | np.ndarray
 
+#: How far the mixture weights may sum from 1 (weights stored in float32 sum to 1 ± 1e-7).
+WEIGHT_SUM_TOLERANCE = 1e-4
+
 
 def _as_tensor(name: str, value: object) -> Tensor:
     if isinstance(value, Tensor):
@@ -53,14 +56,16 @@ class GaussianMixturePrior(nn.Module):
     Args:
         means: (K, D) component means (SMPLify: (8, 69), axis-angle radians).
         covariances: (K, D, D) symmetric positive-definite covariances.
-        weights: (K,) positive mixture weights (used as given; SMPLify's sum to 1).
+        weights: (K,) positive mixture weights summing to 1 (within `WEIGHT_SUM_TOLERANCE`,
+            for weights stored in float32; SMPLify's do). They are used as given.
         mixture: ``"max"`` (the best component, SMPLify's approximation; default) or
             ``"exact"`` (``-logsumexp`` over components).
 
     Raises:
         TypeError: if an array is not numeric.
         ValueError: for inconsistent shapes, non-finite values, a covariance that is not
-            symmetric positive definite, a non-positive weight or an unknown `mixture`.
+            symmetric positive definite, a non-positive weight, weights that do not sum to 1
+            or an unknown `mixture`.
     """
 
     means: Tensor
@@ -98,13 +103,24 @@ class GaussianMixturePrior(nn.Module):
                 raise ValueError(f"`{name}` contains NaN or inf")
         if not bool((w > 0).all()):
             raise ValueError(f"`weights` must all be positive, got {w.tolist()}")
+        total = float(w.sum())
+        if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+            raise ValueError(
+                f"`weights` must sum to 1 (a mixture), got sum {total:.6g} ({w.tolist()}); "
+                f"normalise them (weights / weights.sum()) if they are relative"
+            )
         asym = (cov - cov.transpose(-1, -2)).abs().amax()
         if float(asym) > 1e-8 * max(1.0, float(cov.abs().amax())):
             raise ValueError(f"`covariances` must be symmetric (max asymmetry {float(asym):.3g})")
         chol, info = torch.linalg.cholesky_ex(cov)
         if bool((info != 0).any()):
             bad = torch.nonzero(info).flatten().tolist()
-            raise ValueError(f"`covariances` must be positive definite; components {bad} are not")
+            smallest = torch.linalg.eigvalsh(cov[bad]).amin(dim=-1).tolist()
+            shown = ", ".join(f"{v:.3g}" for v in smallest)
+            raise ValueError(
+                f"`covariances` must be positive definite; components {bad} are not "
+                f"(smallest eigenvalues {shown})"
+            )
         eye = torch.eye(D, dtype=cov.dtype).expand(K, D, D)
         precisions = torch.cholesky_solve(eye, chol)
         precisions = 0.5 * (precisions + precisions.transpose(-1, -2))
@@ -173,10 +189,19 @@ class GaussianMixturePrior(nn.Module):
 
         Returns:
             (..., K) costs.
+
+        Raises:
+            TypeError: if `pose` is not floating point.
+            ValueError: if `pose` is not (..., D) or is on another device than the buffers.
         """
         check_floating("pose", pose)
         if pose.shape[-1:] != (self.dim,):
             raise ValueError(f"`pose` must have shape (..., {self.dim}), got {tuple(pose.shape)}")
+        if pose.device != self.means.device:
+            raise ValueError(
+                f"`pose` must be on the device of the prior's buffers ({self.means.device}), "
+                f"got {pose.device}; move the prior with .to(device)"
+            )
         means = self.means.to(pose.dtype)
         diff = pose.unsqueeze(-2) - means  # (..., K, D)
         mahalanobis = torch.einsum(

@@ -33,6 +33,7 @@ from pose_fitting._checks import (
     check_batched,
     check_callable,
     check_finite,
+    check_fit_dtype,
     check_keypoints_output,
     check_pose_output,
 )
@@ -262,13 +263,19 @@ def fit_keypoints(
         body_model: ``(global_orient, body_pose, betas (B, S)) -> keypoints (B, K, 3)``
             in metres, body frame (ProHMR: SMPL's 44 keypoints).
         keypoints_2d: (B, K, 3) targets: ``(u, v)`` in pixels of the fitting frame and a
-            confidence (OpenPose or ground truth; 0 = missing). NaN anywhere is an error.
-        init_z: (B, D) initial latents (ProHMR: 0, the mode).
+            confidence >= 0 (OpenPose or ground truth; 0 = missing). A keypoint with
+            confidence 0 contributes nothing even if its coordinates are NaN or inf (they are
+            replaced by 0); NaN/inf at a confidence > 0, or in a confidence, is an error.
+        init_z: (B, D) initial latents (ProHMR: 0, the mode), B >= 1, float32 or float64: the
+            fit runs in its dtype and on its device. The other tensors must be on the same
+            device; they are cast to its dtype (float32 keypoints with a float64 `init_z`
+            give a float64 fit).
         init_betas: (B, S) initial betas (ProHMR: the regressed betas).
         init_camera_translation: (B, 3) initial translation (`FittingCamera.translation`).
-        focal_px: float, (B,) or (B, 2) focal length(s) in pixels (ProHMR: 5000).
-        image_size_px: (B, 2) frame size (W, H) in pixels: (W, H) of the image in full-frame
-            mode, (224, 224) in crop mode.
+        focal_px: float, (B,) or (B, 2) focal length(s) in pixels, finite and > 0 (ProHMR:
+            5000).
+        image_size_px: (B, 2) frame size (W, H) in pixels, > 0: (W, H) of the image in
+            full-frame mode, (224, 224) in crop mode.
         center_px: (B, 2) principal point; default ``image_size_px / 2`` (as ProHMR).
         options: `KeypointFittingOptions`; default ProHMR's.
 
@@ -277,15 +284,18 @@ def fit_keypoints(
         initial values (the regression) and ``report.optimized[b] = False``.
 
     Raises:
-        TypeError: for a non-tensor input or a non-callable decoder/body model, or callables
-            returning the wrong types.
-        ValueError: for wrong shapes, NaN/inf in an input (the message names it), or
-            callables returning wrong shapes.
+        TypeError: for a non-tensor input or a non-callable decoder/body model, callables
+            returning the wrong types, or an `init_z` that is not float32/float64.
+        ValueError: for wrong shapes, an empty batch (B = 0), NaN/inf in an input (the message
+            names it; see `keypoints_2d` for the keypoints), a focal length or image size
+            that is not finite and > 0, a tensor on another device than `init_z` (the message
+            names both devices), or callables returning wrong shapes.
     """
     options = KeypointFittingOptions() if options is None else options
     check_callable("decoder", decoder)
     check_callable("body_model", body_model)
     z0 = check_batched("init_z", init_z, (None,), None)
+    check_fit_dtype("init_z", z0)
     check_finite("init_z", z0)
     B = z0.shape[0]
     betas0 = batched_vector("init_betas", init_betas, B, None, z0)

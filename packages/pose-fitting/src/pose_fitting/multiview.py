@@ -31,10 +31,11 @@ from torch import Tensor
 from pose_fitting._checks import (
     check_callable,
     check_finite,
+    check_fit_dtype,
     check_keypoints_output,
     check_pose_output,
 )
-from pose_fitting._common import HIP_KEYPOINT_IDX_44, camera_intrinsics, check_option_ranges
+from pose_fitting._common import camera_intrinsics, check_option_ranges, finish_keypoints
 from pose_fitting.core import AdamOptions, FitReport, LBFGSOptions, StoppingRules, minimize
 from pose_fitting.terms import (
     image_size_weight,
@@ -42,7 +43,7 @@ from pose_fitting.terms import (
     rotation_consistency,
     squared_norm,
 )
-from pose_geometry import check_floating, check_tensor, project_points
+from pose_geometry import check_floating, check_same_device, check_tensor, project_points
 
 __all__ = ["MultiviewOptions", "MultiviewResult", "refine_multiview"]
 
@@ -138,6 +139,12 @@ def _grouped(name: str, value: object, lead: tuple[int, ...], trailing: int | No
     return x
 
 
+def _on_device(name: str, x: Tensor, like: Tensor) -> Tensor:
+    """`x` cast to `like`'s dtype; on another device than `like` (`init_z`) is an error."""
+    check_same_device("init_z", like, name, x)
+    return x.to(dtype=like.dtype)
+
+
 def refine_multiview(
     *,
     decoder: Decoder,
@@ -184,6 +191,11 @@ def refine_multiview(
     check_floating("init_z", z_in)
     if z_in.ndim not in (2, 3):
         raise ValueError(f"`init_z` must have shape (V, D) or (G, V, D), got {tuple(z_in.shape)}")
+    check_fit_dtype("init_z", z_in)
+    if 0 in z_in.shape[:-1]:
+        raise ValueError(
+            f"`init_z` must hold at least one view (and group), got shape {tuple(z_in.shape)}"
+        )
     grouped = z_in.ndim == 3
     z0 = z_in if grouped else z_in.unsqueeze(0)
     check_finite("init_z", z0)
@@ -191,7 +203,7 @@ def refine_multiview(
     N = G * V
     lead = (G, V) if grouped else (V,)
     like = z0
-    betas_in = _grouped("init_betas", init_betas, lead, None).to(like)
+    betas_in = _on_device("init_betas", _grouped("init_betas", init_betas, lead, None), like)
     betas_views = betas_in.reshape(G, V, -1)
     shared_betas = betas_views.mean(dim=1)  # (G, S)
 
@@ -218,18 +230,15 @@ def refine_multiview(
             dims = ", ".join([*map(str, lead), "K", "3"])
             raise ValueError(f"`keypoints_2d` must have shape ({dims}), got {tuple(kp_t.shape)}")
         check_floating("keypoints_2d", kp_t)
-        kp = kp_t.reshape(N, *kp_t.shape[-2:]).to(like)
-        check_finite("keypoints_2d", kp)
-        if not options.use_hips:
-            if kp.shape[1] <= max(HIP_KEYPOINT_IDX_44):
-                raise ValueError(
-                    f"`keypoints_2d` has {kp.shape[1]} keypoints; use_hips=False needs the "
-                    f"44-keypoint layout (or pass use_hips=True)"
-                )
-            kp = kp.clone()
-            kp[:, list(HIP_KEYPOINT_IDX_44), 2] = 0.0
+        kp = finish_keypoints(
+            "keypoints_2d",
+            kp_t.reshape(N, *kp_t.shape[-2:]),
+            like,
+            "init_z",
+            use_hips=options.use_hips,
+        )
         translation0 = _grouped("init_camera_translation", init_camera_translation, lead, 3)
-        translation0 = translation0.reshape(G, V, 3).to(like)
+        translation0 = _on_device("init_camera_translation", translation0.reshape(G, V, 3), like)
         if isinstance(focal_px, Tensor) and focal_px.ndim >= len(lead):
             focal_flat: Tensor | float = focal_px.reshape(N, *focal_px.shape[len(lead) :])
         else:

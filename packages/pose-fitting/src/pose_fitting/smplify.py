@@ -31,6 +31,7 @@ from pose_fitting._checks import (
     check_batched,
     check_callable,
     check_finite,
+    check_fit_dtype,
     check_keypoints_output,
 )
 from pose_fitting._common import (
@@ -50,6 +51,7 @@ from pose_fitting.terms import (
 )
 from pose_geometry import (
     axis_angle_to_rotmat,
+    check_same_device,
     project_points,
     rot6d_to_rotmat,
     rotmat_to_axis_angle,
@@ -183,13 +185,17 @@ def fit_smplify(
             keypoints (B, K, 3)`` in metres.
         pose_prior: ``body pose axis-angle (B, 69) -> (B,)`` negative log-prior, e.g. a
             `GaussianMixturePrior` built from ``gmm_08.pkl``.
-        keypoints_2d: (B, K, 3) targets in pixels with confidences; NaN is an error.
-        init_global_orient: (B, 1, 3, 3) initial root rotation (the regression's).
+        keypoints_2d: (B, K, 3) targets in pixels with confidences >= 0; as in
+            `fit_keypoints`, NaN/inf coordinates at confidence 0 are ignored, elsewhere an
+            error.
+        init_global_orient: (B, 1, 3, 3) initial root rotation (the regression's), B >= 1,
+            float32 or float64: the fit runs in its dtype and on its device; the other
+            tensors must be on that device and are cast to that dtype.
         init_body_pose: (B, 23, 3, 3) initial body pose (the regression's).
         init_betas: (B, S) initial betas.
         init_camera_translation: (B, 3) initial camera translation (`FittingCamera`).
-        focal_px: float, (B,) or (B, 2) focal length(s) in pixels.
-        image_size_px: (B, 2) frame size (W, H) in pixels.
+        focal_px: float, (B,) or (B, 2) focal length(s) in pixels, finite and > 0.
+        image_size_px: (B, 2) frame size (W, H) in pixels, > 0.
         center_px: (B, 2) principal point; default ``image_size_px / 2``.
         options: `SMPLifyOptions`.
 
@@ -197,22 +203,31 @@ def fit_smplify(
         `SMPLifyResult`; items with too few confident keypoints return their initial values.
 
     Raises:
-        TypeError, ValueError: as `fit_keypoints` (bad types, shapes, NaN inputs, bad outputs
-            of the callables).
+        TypeError, ValueError: as `fit_keypoints` (bad types, shapes, an empty batch, NaN
+            inputs, a focal length <= 0, tensors on another device than
+            `init_global_orient`, a dtype other than float32/float64, bad outputs of the
+            callables).
     """
     options = SMPLifyOptions() if options is None else options
     check_callable("body_model", body_model)
     check_callable("pose_prior", pose_prior)
-    orient0 = check_batched("init_global_orient", init_global_orient, (1, 3, 3), None)
-    check_finite("init_global_orient", orient0)
+    like_name = "init_global_orient"
+    orient0 = check_batched(like_name, init_global_orient, (1, 3, 3), None)
+    check_fit_dtype(like_name, orient0)
+    check_finite(like_name, orient0)
     B = orient0.shape[0]
     pose0 = check_batched("init_body_pose", init_body_pose, (23, 3, 3), B)
+    check_same_device(like_name, orient0, "init_body_pose", pose0)
     check_finite("init_body_pose", pose0)
-    pose0 = pose0.to(dtype=orient0.dtype, device=orient0.device)
-    betas0 = batched_vector("init_betas", init_betas, B, None, orient0)
-    t0 = batched_vector("init_camera_translation", init_camera_translation, B, 3, orient0)
-    kp = prepare_keypoints(keypoints_2d, B, orient0, use_hips=options.use_hips)
-    focal, center, size = camera_intrinsics(focal_px, image_size_px, center_px, B, orient0)
+    pose0 = pose0.to(dtype=orient0.dtype)
+    betas0 = batched_vector("init_betas", init_betas, B, None, orient0, like_name)
+    t0 = batched_vector(
+        "init_camera_translation", init_camera_translation, B, 3, orient0, like_name
+    )
+    kp = prepare_keypoints(keypoints_2d, B, orient0, use_hips=options.use_hips, like_name=like_name)
+    focal, center, size = camera_intrinsics(
+        focal_px, image_size_px, center_px, B, orient0, like_name
+    )
     K = kp.shape[1]
     if any(not 0 <= i < K for i in options.camera_stage_keypoint_idx):
         raise ValueError(

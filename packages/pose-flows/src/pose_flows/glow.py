@@ -32,6 +32,7 @@ from pose_flows.layers import (
     SharedContext,
     _ConditionerPlan,
 )
+from pose_geometry import check_floating, check_module_input, check_same_device, check_same_dtype
 
 __all__ = ["ConditionalGlow", "FlowLogProb", "FlowSample", "FrozenInverse", "PreparedContext"]
 
@@ -334,6 +335,10 @@ class ConditionalGlow(nn.Module):
         self._transform = CompositeTransform(transforms)
         self._distribution = StandardNormal([features])
         self._inverse_plan: _InversePlan | None = None
+        # Python-side memo of "every ActNorm is initialised" (so the check reads the buffers
+        # once, not at every call); a loaded state dict may say otherwise, so loading resets it.
+        self._actnorms_ready = False
+        self.register_load_state_dict_post_hook(_forget_actnorm_state)
 
     # ---------------------------------------------------------------------------------------
     # helpers
@@ -351,12 +356,38 @@ class ConditionalGlow(nn.Module):
                 f"`context` must have shape (B, {self.context_features}) with B >= 1, "
                 f"got {tuple(context.shape)}"
             )
+        check_floating("context", context)
+        check_module_input("context", context, self)
         return context
 
-    def _check_rows(self, name: str, x: object, batch_size: int) -> tuple[int, bool]:
-        """Validate x (B, D) or (B, N, D); return (N, has_sample_axis)."""
+    def _check_initialized(self, action: str) -> None:
+        """Raise RuntimeError if an ActNorm still has its identity (never-initialised) values.
+
+        A flow whose ActNorms were never initialised is (close to) the identity: its
+        log-densities and samples are silently meaningless.
+        """
+        if self._actnorms_ready:
+            return
+        pending = [i for i, t in enumerate(self.actnorms) if not bool(t.initialized)]
+        if pending:
+            raise RuntimeError(
+                f"{action} needs initialised ActNorm layers, but {len(pending)} of "
+                f"{len(self.actnorms)} are not (layers {pending}); run a first `log_prob` in "
+                f"training mode on a batch (at least 2 rows), call `initialize(x, context)`, or "
+                f"load a trained state dict"
+            )
+        self._actnorms_ready = True
+
+    def _check_rows(
+        self, name: str, x: object, batch_size: int, context: Tensor | None = None
+    ) -> tuple[int, bool]:
+        """Validate x (B, D) or (B, N, D) (dtype and device of `context`); return (N, has N)."""
         if not isinstance(x, Tensor):
             raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+        if context is not None:
+            check_floating(name, x)
+            check_same_dtype("context", context, name, x)
+            check_same_device("context", context, name, x)
         if x.ndim not in (2, 3) or x.shape[0] != batch_size or x.shape[-1] != self.features:
             raise ValueError(
                 f"`{name}` must have shape ({batch_size}, {self.features}) or "
@@ -414,12 +445,18 @@ class ConditionalGlow(nn.Module):
             FlowLogProb(log_prob (B,) or (B, N) in nats, z (B, D) or (B, N, D)).
 
         Raises:
-            TypeError / ValueError: for non-tensors or shapes other than documented.
+            TypeError / ValueError: for non-tensors or shapes other than documented; TypeError
+                for `x` or `context` in a dtype other than the flow's (ValueError for another
+                device): the message names the argument and both.
+            RuntimeError: in eval mode, if the ActNorm layers were never initialised (a first
+                training-mode `log_prob`, `initialize` or a loaded state dict does it).
         """
         prepared = context
         context = self._check_context(context)
+        if not self.training:
+            self._check_initialized("log_prob in eval mode")
         batch_size = context.shape[0]
-        num_samples, has_samples = self._check_rows("x", x, batch_size)
+        num_samples, has_samples = self._check_rows("x", x, batch_size, context)
         rows = x.reshape(batch_size * num_samples, self.features)
         row_context = self._row_context(context, num_samples, prepared)
         z, logabsdet = self._transform(rows, context=row_context)
@@ -453,6 +490,10 @@ class ConditionalGlow(nn.Module):
 
         Raises:
             ValueError: if both or neither of `num_samples` and `z` are given, or for bad shapes.
+            TypeError: for `context` or `z` in a dtype other than the flow's (ValueError for
+                another device).
+            RuntimeError: if the ActNorm layers were never initialised (sampling never
+                initialises them, in any mode).
         """
         prepared = context
         context = self._check_context(context)
@@ -473,11 +514,12 @@ class ConditionalGlow(nn.Module):
                 device=context.device,
             )
         else:
-            num, has_samples = self._check_rows("z", z, batch_size)
+            num, has_samples = self._check_rows("z", z, batch_size, context)
             if not has_samples:
                 raise ValueError(
                     f"`z` must have shape ({batch_size}, N, {self.features}), got {tuple(z.shape)}"
                 )
+        self._check_initialized("sample")
         num = z.shape[1]
         rows = z.reshape(batch_size * num, self.features)
         row_context = self._row_context(context, num, prepared)
@@ -578,9 +620,12 @@ class ConditionalGlow(nn.Module):
 
         Raises:
             ValueError: for affine couplings, training mode, a parameter that requires grad,
-                or a context of the wrong shape or dtype.
+                or a context of the wrong shape or device.
+            TypeError: for a context of the wrong dtype.
+            RuntimeError: if the ActNorm layers were never initialised.
         """
         context = self._check_context(context)
+        self._check_initialized("frozen_inverse")
         if self.coupling != "additive":
             raise ValueError(
                 f"frozen_inverse needs additive couplings, this flow has {self.coupling!r}"
@@ -677,7 +722,7 @@ class ConditionalGlow(nn.Module):
         """
         context = self._check_context(context)
         batch_size = context.shape[0]
-        num_samples, _ = self._check_rows("x", x, batch_size)
+        num_samples, _ = self._check_rows("x", x, batch_size, context)
         rows = x.reshape(batch_size * num_samples, self.features)
         row_context = self._row_context(context, num_samples)
         with torch.no_grad():
@@ -696,3 +741,8 @@ class ConditionalGlow(nn.Module):
             f"dropout_probability={self.dropout_probability}, "
             f"use_batch_norm={self.use_batch_norm}"
         )
+
+
+def _forget_actnorm_state(module: nn.Module, incompatible_keys: object) -> None:
+    """load_state_dict post-hook: the loaded ActNorm flags are read again at the next use."""
+    module._actnorms_ready = False

@@ -7,7 +7,8 @@ trivially) and asserts:
 
 - shapes of `log_prob` ((B, D) and (B, N, D) inputs) and of `sample` (random and given z);
 - ActNorm data-dependent initialisation (first training-mode batch, persistent flag, std floor,
-  eval mode does not initialise, explicit `initialize`);
+  eval mode does not initialise, explicit `initialize`); an eval-mode `log_prob` or a `sample`
+  before it is a RuntimeError;
 - inverse(forward(x)) = x and forward(inverse(z)) = z;
 - log|det| equals `slogdet` of the autograd Jacobian (float64, both directions);
 - `sample`'s log p equals `log_prob` of its samples;
@@ -281,6 +282,16 @@ def _actnorm_outputs(flow: ConditionalGlow) -> tuple[list[Tensor], list]:
     return outputs, hooks
 
 
+def _expect_uninitialised_error(call: Callable[[], object], what: str) -> None:
+    """`call` on a never-initialised flow must raise RuntimeError, not run as the identity."""
+    try:
+        call()
+    except RuntimeError as err:
+        _expect("needs initialised ActNorm layers" in str(err), f"{what}: unclear error {err}")
+    else:
+        _expect(False, f"{what} on a flow with uninitialised ActNorm layers must raise")
+
+
 def _check_actnorm_initialisation(
     make_flow: MakeFlow, features: int, context_features: int, seed: int
 ) -> None:
@@ -294,10 +305,10 @@ def _check_actnorm_initialisation(
         flow = make_flow(features, context_features).double()
     _expect(not flow.initialized, "a new flow must not be initialised")
     flow.eval()
-    flow.log_prob(x, c)
+    _expect_uninitialised_error(lambda: flow.log_prob(x, c), "log_prob in eval mode")
     _expect(not flow.initialized, "log_prob in eval mode must not initialise ActNorm")
     flow.train()
-    flow.sample(c[:4], 3)
+    _expect_uninitialised_error(lambda: flow.sample(c[:4], 3), "sample")
     _expect(not flow.initialized, "sampling (the inverse) must not initialise ActNorm")
 
     outputs, hooks = _actnorm_outputs(flow)

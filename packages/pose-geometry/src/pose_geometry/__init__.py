@@ -23,6 +23,10 @@ from pose_geometry.cameras import (
 )
 from pose_geometry.checks import (
     check_floating,
+    check_module_input,
+    check_positive,
+    check_same_device,
+    check_same_dtype,
     check_same_leading_shape,
     check_tensor,
     check_trailing_shape,
@@ -94,6 +98,10 @@ __all__ = [
     "axis_angle_to_quat_wxyz",
     "axis_angle_to_rotmat",
     "check_floating",
+    "check_module_input",
+    "check_positive",
+    "check_same_device",
+    "check_same_dtype",
     "check_same_leading_shape",
     "check_tensor",
     "check_trailing_shape",

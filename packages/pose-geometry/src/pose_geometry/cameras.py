@@ -16,7 +16,10 @@ argument (``camera``, ``translation``, ``points``); every other tensor argument 
 them. Scalar options (focal lengths, sizes) may be Python numbers or tensors broadcastable to the
 batch. Tensor options are cast to the dtype of the main argument; results have that dtype and its
 device. No epsilon other than ProHMR's 1e-9 in the depth denominator is added, and nothing is
-clamped: a non-positive scale ``s`` gives a negative or huge depth, as in ProHMR.
+clamped. Where ProHMR would silently give a negative or huge depth (a weak-perspective scale
+``s <= 0``, a depth ``t_z <= 0``) or a meaningless camera (a focal length or size <= 0), the
+conversions raise ValueError naming the argument (one check per call: a device sync on GPU).
+`project_points` checks shapes only (it runs inside fitting loops).
 """
 
 from __future__ import annotations
@@ -24,7 +27,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pose_geometry.checks import check_floating, check_tensor, check_trailing_shape
+from pose_geometry.checks import (
+    check_floating,
+    check_positive,
+    check_same_device,
+    check_tensor,
+    check_trailing_shape,
+)
 
 __all__ = [
     "crop_camera_to_full_frame_translation",
@@ -42,6 +51,9 @@ DEPTH_EPSILON = 1e-9
 """ProHMR's epsilon in every depth denominator: depth = 2·f / (size·s + 1e-9)."""
 
 _Scalar = float | Tensor
+
+_SCALE_NAME = "camera[..., 0] (scale s)"
+_DEPTH_NAME = "translation[..., 2] (depth t_z)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,6 +101,7 @@ def _scalar_option(
     if not isinstance(value, Tensor):
         raise TypeError(f"`{name}` must be a float or a torch.Tensor, got {type(value).__name__}")
     check_floating(name, value)
+    check_same_device(main_name, like, name, value)
     _check_broadcasts_to(name, value, 0, batch, main_name, ())
     return value.to(dtype=like.dtype)
 
@@ -100,6 +113,7 @@ def _vector_option(
     value = check_tensor(name, value)
     check_trailing_shape(name, value, size)
     check_floating(name, value)
+    check_same_device(main_name, like, name, value)
     _check_broadcasts_to(name, value, 1, batch, main_name, (str(size),))
     return value.to(dtype=like.dtype)
 
@@ -143,8 +157,8 @@ def weak_perspective_to_translation(
 ) -> Tensor:
     """Convert ProHMR's weak-perspective crop camera to a perspective camera translation.
 
-    ``t = (tx, ty, 2·f / (crop_size·s + 1e-9))`` exactly as ProHMR (``pred_cam_t``); ``s`` is not
-    clamped, so ``s <= 0`` gives a negative or huge depth.
+    ``t = (tx, ty, 2·f / (crop_size·s + 1e-9))`` exactly as ProHMR (``pred_cam_t``). ProHMR
+    turns ``s <= 0`` into a negative or huge (1e13) depth without a word; here it is an error.
 
     Args:
         camera: (..., 3) weak-perspective camera ``(s, tx, ty)``: scale ``s`` in half-crop
@@ -160,14 +174,20 @@ def weak_perspective_to_translation(
 
     Raises:
         TypeError: if `camera` is not a floating-point tensor, or an option has a wrong type.
-        ValueError: if `camera` does not end in 3, or an option does not broadcast to ``(...)``.
+        ValueError: if `camera` does not end in 3, an option does not broadcast to ``(...)`` or
+            is on another device, a scale ``s`` is not finite and > 0 ("`camera[..., 0]
+            (scale s)` must be finite and > 0, got 0 at index (3,)"), or `focal_length_px` or
+            `crop_size_px` is not finite and > 0.
     """
     check_trailing_shape("camera", camera, 3)
     check_floating("camera", camera)
     batch = tuple(camera.shape[:-1])
     f = _scalar_option("focal_length_px", focal_length_px, camera, batch, "camera")
     size = _scalar_option("crop_size_px", crop_size_px, camera, batch, "camera")
+    check_positive("focal_length_px", f)
+    check_positive("crop_size_px", size)
     s = camera[..., 0]
+    check_positive(_SCALE_NAME, s)
     depth = 2.0 * f / (size * s + DEPTH_EPSILON)
     return torch.stack([camera[..., 1], camera[..., 2], depth], dim=-1)
 
@@ -194,13 +214,17 @@ def translation_to_weak_perspective(
 
     Raises:
         TypeError: if `translation` is not a floating-point tensor, or an option has a wrong type.
-        ValueError: if `translation` does not end in 3, or an option does not broadcast.
+        ValueError: if `translation` does not end in 3, an option does not broadcast, a depth
+            ``t_z`` or an option is not finite and > 0.
     """
     check_trailing_shape("translation", translation, 3)
     check_floating("translation", translation)
     batch = tuple(translation.shape[:-1])
     f = _scalar_option("focal_length_px", focal_length_px, translation, batch, "translation")
     size = _scalar_option("crop_size_px", crop_size_px, translation, batch, "translation")
+    check_positive("focal_length_px", f)
+    check_positive("crop_size_px", size)
+    check_positive(_DEPTH_NAME, translation[..., 2])
     s = (2.0 * f / translation[..., 2] - DEPTH_EPSILON) / size
     return torch.stack([s, translation[..., 0], translation[..., 1]], dim=-1)
 
@@ -240,8 +264,10 @@ def crop_camera_to_full_frame_translation(
 
     Raises:
         TypeError: if a tensor is not floating point, or an option has a wrong type.
-        ValueError: if a trailing dimension differs from the one documented, or batch
-            dimensions do not broadcast to those of `camera`.
+        ValueError: if a trailing dimension differs from the one documented, batch
+            dimensions do not broadcast to those of `camera`, a tensor is on another device
+            than `camera`, or a scale ``s``, `box_size_px`, `image_size_px` or
+            `focal_length_px` is not finite and > 0.
     """
     check_trailing_shape("camera", camera, 3)
     check_floating("camera", camera)
@@ -250,6 +276,10 @@ def crop_camera_to_full_frame_translation(
     size = _scalar_option("box_size_px", box_size_px, camera, batch, "camera")
     image_size = _vector_option("image_size_px", image_size_px, 2, camera, batch, "camera")
     f = _scalar_option("focal_length_px", focal_length_px, camera, batch, "camera")
+    check_positive("box_size_px", size)
+    check_positive("image_size_px", image_size)
+    check_positive("focal_length_px", f)
+    check_positive(_SCALE_NAME, camera[..., 0])
     depth = 2.0 * f / (size * camera[..., 0] + DEPTH_EPSILON)
     offset = (center - 0.5 * image_size) * _unsqueeze_scalar(depth / f, 1)
     t_xy = camera[..., 1:3] + offset
@@ -283,8 +313,10 @@ def full_frame_translation_to_crop_camera(
 
     Raises:
         TypeError: if a tensor is not floating point, or an option has a wrong type.
-        ValueError: if a trailing dimension differs from the one documented, or batch
-            dimensions do not broadcast to those of `translation`.
+        ValueError: if a trailing dimension differs from the one documented, batch
+            dimensions do not broadcast to those of `translation`, a tensor is on another
+            device, or a depth ``t_z``, `box_size_px`, `image_size_px` or `focal_length_px` is
+            not finite and > 0.
     """
     check_trailing_shape("translation", translation, 3)
     check_floating("translation", translation)
@@ -294,7 +326,11 @@ def full_frame_translation_to_crop_camera(
     size = _scalar_option("box_size_px", box_size_px, translation, batch, main)
     image_size = _vector_option("image_size_px", image_size_px, 2, translation, batch, main)
     f = _scalar_option("focal_length_px", focal_length_px, translation, batch, main)
+    check_positive("box_size_px", size)
+    check_positive("image_size_px", image_size)
+    check_positive("focal_length_px", f)
     depth = translation[..., 2]
+    check_positive(_DEPTH_NAME, depth)
     s = (2.0 * f / depth - DEPTH_EPSILON) / size
     offset = (center - 0.5 * image_size) * _unsqueeze_scalar(depth / f, 1)
     t_xy = translation[..., 0:2] - offset

@@ -1,4 +1,4 @@
-"""Input checks shared by every package: shapes, dtypes and broadcastable batch dimensions.
+"""Input checks shared by every package: shapes, dtypes, devices and positive options.
 
 Every public function of the project validates its tensors at the boundary with these helpers,
 so that a wrong shape fails with a message naming the argument, the expected shape and the shape
@@ -12,6 +12,10 @@ from torch import Tensor
 
 __all__ = [
     "check_floating",
+    "check_module_input",
+    "check_positive",
+    "check_same_device",
+    "check_same_dtype",
     "check_same_leading_shape",
     "check_tensor",
     "check_trailing_shape",
@@ -67,3 +71,73 @@ def check_same_leading_shape(
             f"`{name_a}` and `{name_b}` must have the same batch dimensions, got "
             f"{tuple(a.shape)} and {tuple(b.shape)} (batch {lead_a} vs {lead_b})"
         )
+
+
+def check_same_device(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise ValueError unless `b` is on the device of `a`.
+
+    Raises:
+        ValueError: "`target` must be on the device of `prediction` (cpu), got meta".
+    """
+    if a.device != b.device:
+        raise ValueError(
+            f"`{name_b}` must be on the device of `{name_a}` ({a.device}), got {b.device}"
+        )
+
+
+def check_same_dtype(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    """Raise TypeError unless `b` has the dtype of `a`.
+
+    Raises:
+        TypeError: "`betas` must have the dtype of `body_pose` (torch.float32), got
+            torch.float64".
+    """
+    if a.dtype != b.dtype:
+        raise TypeError(f"`{name_b}` must have the dtype of `{name_a}` ({a.dtype}), got {b.dtype}")
+
+
+def check_module_input(name: str, x: Tensor, module: torch.nn.Module) -> None:
+    """Raise unless `x` has the dtype and the device of `module`'s first parameter.
+
+    A module without parameters accepts anything. Call it once per forward at the API
+    boundary (it reads one parameter's attributes, no data).
+
+    Raises:
+        TypeError: "`images` must have the dtype of the module's parameters (torch.float32),
+            got torch.float64; convert the input or the module with .to(...)".
+        ValueError: the same for the device.
+    """
+    reference = next(module.parameters(), None)
+    if reference is None:
+        return
+    if x.dtype != reference.dtype:
+        raise TypeError(
+            f"`{name}` must have the dtype of the module's parameters ({reference.dtype}), "
+            f"got {x.dtype}; convert the input or the module with .to(...)"
+        )
+    if x.device != reference.device:
+        raise ValueError(
+            f"`{name}` must be on the device of the module's parameters ({reference.device}), "
+            f"got {x.device}; move the input or the module with .to(...)"
+        )
+
+
+def check_positive(name: str, value: float | Tensor) -> None:
+    """Raise ValueError unless `value` (a number or a small tensor) is finite and > 0 everywhere.
+
+    For options such as focal lengths and sizes; a tensor is read once (one device sync), so
+    call it at the API boundary, not in an inner loop.
+
+    Raises:
+        ValueError: "`focal_length_px` must be finite and > 0, got -5.0" (for a tensor, the
+            first offending value and its index).
+    """
+    if isinstance(value, Tensor):
+        bad = ~(torch.isfinite(value) & (value > 0))
+        if bool(bad.any()):
+            index = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
+            where = f" at index {index}" if index else ""
+            raise ValueError(f"`{name}` must be finite and > 0, got {float(value[index]):g}{where}")
+        return
+    if not (value > 0 and value != float("inf")):
+        raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from pose_geometry import check_floating, check_tensor
+from pose_geometry import check_floating, check_same_device, check_same_dtype, check_tensor
 
 REDUCTIONS = ("sum", "mean")
 
@@ -25,12 +26,15 @@ def check_samples_shape(
     `target` is (..., *P) and `pred` must be (..., N, *P).
 
     Raises:
-        TypeError: if either is not a floating-point tensor.
+        TypeError: if either is not a floating-point tensor, or their dtypes differ ("`pred`
+            must have the dtype of `target` (torch.float32), got torch.float64").
         ValueError: "`pred_keypoints_2d` must have shape (4, N, 44, 2) to match
-            `target_keypoints_2d` (4, 44, 2), got (4, 44, 2)".
+            `target_keypoints_2d` (4, 44, 2), got (4, 44, 2)", or the devices differ.
     """
     check_floating(pred_name, pred)
     check_floating(target_name, target)
+    check_same_dtype(target_name, target, pred_name, pred)
+    check_same_device(target_name, target, pred_name, pred)
     lead = tuple(target.shape[:num_batch_dims])
     rest = tuple(target.shape[num_batch_dims:])
     ok = (
@@ -46,8 +50,27 @@ def check_samples_shape(
         )
 
 
-def check_weights_shape(name: str, weights: Tensor, expected: tuple[int, ...]) -> None:
-    """Raise ValueError unless `weights` (confidences, masks) has exactly the shape `expected`."""
+def check_weights_shape(
+    name: str, weights: Tensor, expected: tuple[int, ...], like: tuple[str, Tensor] | None = None
+) -> None:
+    """Raise ValueError unless `weights` (confidences, masks) has exactly the shape `expected`.
+
+    With `like` (name, tensor), `weights` must also be on that tensor's device.
+    """
     check_tensor(name, weights)
     if tuple(weights.shape) != expected:
         raise ValueError(f"`{name}` must have shape {expected}, got {tuple(weights.shape)}")
+    if like is not None:
+        check_same_device(like[0], like[1], name, weights)
+
+
+def check_non_negative(name: str, weights: Tensor) -> None:
+    """Raise ValueError unless every weight is finite and >= 0 (one read of a small tensor)."""
+    if weights.dtype == torch.bool:
+        return
+    bad = ~(torch.isfinite(weights) & (weights >= 0))
+    if bool(bad.any()):
+        index = tuple(torch.nonzero(bad)[0].tolist())
+        raise ValueError(
+            f"`{name}` must be finite and >= 0, got {float(weights[index]):g} at index {index}"
+        )

@@ -21,7 +21,12 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pose_geometry import check_floating, check_same_leading_shape, check_trailing_shape
+from pose_geometry import (
+    check_floating,
+    check_module_input,
+    check_same_leading_shape,
+    check_trailing_shape,
+)
 from pose_losses._shapes import check_reduction
 
 __all__ = ["PoseDiscriminator", "lsgan_discriminator_loss", "lsgan_generator_loss"]
@@ -88,19 +93,25 @@ class PoseDiscriminator(nn.Module):
             betas: (..., S) shape coefficients.
 
         Returns:
-            (..., J + 2) scores: [J per-joint, betas, whole pose].
+            (..., J + 2) scores: [J per-joint, betas, whole pose]; an empty batch (e.g. B = 0)
+            gives an empty (..., J + 2) result.
 
         Raises:
-            ValueError: if a shape does not match or the batch dimensions differ.
-            TypeError: if an input is not a floating-point tensor.
+            ValueError: if a shape does not match, the batch dimensions differ, or an input is
+                on another device than the discriminator (the message names both).
+            TypeError: if an input is not a floating-point tensor or has another dtype than
+                the discriminator's parameters.
         """
         check_trailing_shape("body_pose", body_pose, self.num_joints, 3, 3)
         check_trailing_shape("betas", betas, self.num_betas)
         check_floating("body_pose", body_pose)
         check_floating("betas", betas)
         check_same_leading_shape("body_pose", body_pose, 3, "betas", betas, 1)
+        check_module_input("body_pose", body_pose, self)
+        check_module_input("betas", betas, self)
         leading = betas.shape[:-1]
-        pose = body_pose.reshape(-1, self.num_joints, 9)
+        num_poses = leading.numel()
+        pose = body_pose.reshape(num_poses, self.num_joints, 9)
         # (M, J, 9) -> (M, 9, J, 1): the 9 matrix entries are the channels.
         x = pose.transpose(1, 2).unsqueeze(-1)
         features = self.relu(self.D_conv2(self.relu(self.D_conv1(x))))  # (M, F, J, 1)
@@ -113,7 +124,7 @@ class PoseDiscriminator(nn.Module):
             self.betas_fc2(self.relu(self.betas_fc1(betas.reshape(-1, self.num_betas))))
         )
         betas_score = self.betas_out(shape)
-        whole = features.reshape(features.shape[0], -1)  # channel-major: channel·J + joint
+        whole = features.flatten(1)  # channel-major: channel·J + joint
         whole = self.relu(self.D_alljoints_fc2(self.relu(self.D_alljoints_fc1(whole))))
         whole_score = self.D_alljoints_out(whole)
         scores = torch.cat([joint_scores, betas_score, whole_score], dim=-1)
@@ -122,9 +133,14 @@ class PoseDiscriminator(nn.Module):
 
 def _check_scores(name: str, scores: Tensor, min_ndim: int) -> None:
     check_floating(name, scores)
+    dims = "(B, ..., K)" if min_ndim == 2 else "(..., K)"
     if scores.ndim < min_ndim:
-        dims = "(B, ..., K)" if min_ndim == 2 else "(..., K)"
         raise ValueError(f"`{name}` must have shape {dims}, got {tuple(scores.shape)}")
+    if scores.numel() == 0:
+        raise ValueError(
+            f"`{name}` must hold at least one set of scores {dims}, got shape "
+            f"{tuple(scores.shape)} (an empty batch has no loss; skip the term)"
+        )
 
 
 def lsgan_generator_loss(
@@ -141,7 +157,8 @@ def lsgan_generator_loss(
         () loss.
 
     Raises:
-        ValueError: if `fake_scores` has fewer than 2 dimensions, or `reduction` is unknown.
+        ValueError: if `fake_scores` has fewer than 2 dimensions or is empty (B = 0: the mean
+            would be NaN), or `reduction` is unknown.
         TypeError: if it is not a floating-point tensor.
     """
     check_reduction(reduction, ("sum_per_image", "mean"))
@@ -173,7 +190,8 @@ def lsgan_discriminator_loss(
         () loss.
 
     Raises:
-        ValueError: if the score sizes K differ, or `reduction` is unknown.
+        ValueError: if the score sizes K differ, either is empty (B = 0), or `reduction` is
+            unknown.
         TypeError: if an input is not a floating-point tensor.
     """
     check_reduction(reduction, ("sum_per_fake_sample", "mean"))

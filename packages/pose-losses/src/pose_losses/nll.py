@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pose_geometry import check_floating, check_tensor
+from pose_geometry import check_floating, check_same_device, check_tensor
 
 __all__ = ["add_target_noise", "negative_log_likelihood"]
 
@@ -33,13 +33,14 @@ def negative_log_likelihood(log_prob: Tensor, *, valid: Tensor | None = None) ->
         none is valid.
 
     Raises:
-        ValueError: if `valid` does not match `log_prob`'s shape.
+        ValueError: if `valid` does not match `log_prob`'s shape or device.
         TypeError: if `log_prob` is not floating point or `valid` is not a bool tensor.
     """
     check_floating("log_prob", log_prob)
     if valid is None:
         return -log_prob.mean() if log_prob.numel() > 0 else log_prob.sum()
     check_tensor("valid", valid)
+    check_same_device("log_prob", log_prob, "valid", valid)
     if valid.dtype != torch.bool:
         raise TypeError(f"`valid` must be a bool tensor, got dtype {valid.dtype}")
     if tuple(log_prob.shape[: valid.ndim]) != tuple(valid.shape):

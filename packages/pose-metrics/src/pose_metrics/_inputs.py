@@ -12,7 +12,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from pose_geometry import check_floating, check_tensor, procrustes_align
+from pose_geometry import check_floating, check_same_device, check_tensor, procrustes_align
+
+#: Procrustes needs at least 3 points to fix a rotation: with fewer, PA-MPJPE is 0 or
+#: meaningless, so it is refused (or NaN for a pose whose mask leaves fewer).
+MIN_PA_JOINTS = 3
 
 JointIndex = Sequence[int] | Tensor | None
 
@@ -27,6 +31,10 @@ def check_poses(name: str, x: object, *, layout: str = "(..., J, 3)") -> Tensor:
     min_ndim = len(layout.strip("()").split(", ")) - 1  # without the "..."
     if tensor.ndim < min_ndim or tensor.shape[-1] != 3:
         raise ValueError(f"`{name}` must have shape {layout}, got {tuple(tensor.shape)}")
+    if tensor.shape[-2] < 1:
+        raise ValueError(
+            f"`{name}` must have at least one joint J in {layout}, got {tuple(tensor.shape)}"
+        )
     check_floating(name, tensor)
     return tensor
 
@@ -52,16 +60,20 @@ def broadcast_leading(name_a: str, a: Tensor, name_b: str, b: Tensor) -> tuple[i
 
 
 def check_index(name: str, value: object, num_joints: int) -> int:
-    """Return `value` as a joint index in [0, num_joints), accepting negative indices."""
+    """Return `value` as a joint index in [0, num_joints).
+
+    Negative indices are refused: a -1 is usually a "missing" marker of a joint map, and
+    Python's wrap-around would silently pick the last joint.
+    """
     try:
         index = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"`{name}` must be an int, got {type(value).__name__}") from None
-    if not -num_joints <= index < num_joints:
+    if not 0 <= index < num_joints:
         raise ValueError(
             f"`{name}` must lie in [0, {num_joints}) for J = {num_joints} joints, got {index}"
         )
-    return index % num_joints
+    return index
 
 
 def joint_index_tensor(
@@ -96,11 +108,29 @@ def joint_index_tensor(
     return torch.tensor(values, dtype=torch.long, device=device)
 
 
-def check_mask(mask: object, num_joints: int, leading: tuple[int, ...]) -> Tensor:
-    """Validate a (…, J) confidence mask broadcastable to `leading`; return it."""
+def check_mask(
+    mask: object,
+    num_joints: int,
+    leading: tuple[int, ...],
+    reference: tuple[str, Tensor] | None = None,
+) -> Tensor:
+    """Validate a (…, J) confidence mask broadcastable to `leading`; return it.
+
+    `reference` (name, tensor): the mask must be on that tensor's device.
+    """
     tensor = check_tensor("mask", mask)
+    if reference is not None:
+        check_same_device(reference[0], reference[1], "mask", tensor)
     if tensor.is_complex():
         raise TypeError(f"`mask` must be a bool or real tensor, got dtype {tensor.dtype}")
+    if tensor.dtype != torch.bool:
+        bad = ~(torch.isfinite(tensor) & (tensor >= 0))
+        if bool(bad.any()):
+            index = tuple(torch.nonzero(bad)[0].tolist())
+            raise ValueError(
+                f"`mask` must hold finite weights >= 0, got {float(tensor[index]):g} at "
+                f"index {index}"
+            )
     if tensor.ndim < 1 or tensor.shape[-1] != num_joints:
         raise ValueError(
             f"`mask` must have shape (..., J) with J = {num_joints} joints like the poses, "
@@ -135,26 +165,41 @@ def prepare_pair(
     mask: object | None,
     prediction_name: str = "prediction",
     target_name: str = "target",
+    min_joints: int = 1,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validate, root-align and select joints of a prediction/target pair.
 
-    Returns the root-aligned selected joints (…p, J', 3) and (…t, J', 3) in a common dtype, and
+    Returns the root-aligned selected joints (…p, J', 3) and (…t, J', 3) in a common dtype (the
+    promotion of both, at least float32: half-precision poses are evaluated in float32), and
     the mask (…m, J') as weights in that dtype (None when no mask was given). Coordinates of
     joints with weight 0 are set to 0 in both, so that a non-finite value at an ignored joint
-    cannot reach the result.
+    cannot reach the result. `min_joints` is the fewest J' the metric accepts (3 for PA).
     """
     prediction = check_poses(prediction_name, prediction)
     target = check_poses(target_name, target)
+    check_same_device(prediction_name, prediction, target_name, target)
     check_same_joints(prediction_name, prediction, target_name, target)
     leading = broadcast_leading(prediction_name, prediction, target_name, target)
     num_joints = prediction.shape[-2]
-    dtype = torch.promote_types(prediction.dtype, target.dtype)
+    dtype = torch.promote_types(torch.promote_types(prediction.dtype, target.dtype), torch.float32)
     prediction = prediction.to(dtype)
     target = target.to(dtype)
     index = joint_index_tensor(joint_idx, num_joints, prediction.device)
+    selected = num_joints if index is None else len(index)
+    if selected < min_joints:
+        what = (
+            f"`{prediction_name}` has J = {num_joints} joints (shape {tuple(prediction.shape)})"
+            if index is None
+            else f"`joint_idx` selects {selected} joints ({index.tolist()})"
+        )
+        raise ValueError(
+            f"{what}; Procrustes alignment (PA) needs at least {min_joints} joints to fix a "
+            f"rotation, got {selected}"
+        )
     weights = None
     if mask is not None:
-        weights = check_mask(mask, num_joints, leading).to(device=prediction.device, dtype=dtype)
+        reference = (prediction_name, prediction)
+        weights = check_mask(mask, num_joints, leading, reference).to(dtype=dtype)
         if index is not None:
             weights = weights.index_select(-1, index)
     if root_idx is not None:
@@ -193,13 +238,17 @@ def pa_joint_errors(prediction: Tensor, target: Tensor, weights: Tensor | None) 
 
     Returns:
         (…, J) distances in input units; NaN for every joint of a set whose used joints hold a
-        non-finite coordinate (the SVD cannot take those, so they are zeroed first).
+        non-finite coordinate (the SVD cannot take those, so they are zeroed first), and of a
+        set whose weights leave fewer than `MIN_PA_JOINTS` joints (no rotation is defined).
     """
     leading = torch.broadcast_shapes(prediction.shape[:-2], target.shape[:-2])
     shape = (*leading, *prediction.shape[-2:])
     source = prediction.expand(shape)
     goal = target.expand(shape)
     finite = torch.isfinite(source).all(-1).all(-1) & torch.isfinite(goal).all(-1).all(-1)
+    if weights is not None:
+        used = (weights.expand(shape[:-1]) != 0).sum(-1)
+        finite = finite & (used >= MIN_PA_JOINTS)
     finite3 = finite[..., None, None]
     zero = source.new_zeros(())
     source = torch.where(finite3, source, zero)

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from pose_geometry import check_floating, check_same_leading_shape, check_tensor
 from pose_metrics._inputs import (
+    MIN_PA_JOINTS,
     JointIndex,
     check_mask,
     check_mm_per_unit,
@@ -307,7 +308,7 @@ def kmeans_best_of_k(
             f"shape {tuple(predictions.shape)}, got {num_clusters}"
         )
     if mask is not None:
-        mask = check_mask(mask, target.shape[-2], tuple(target.shape[:-2]))
+        mask = check_mask(mask, target.shape[-2], tuple(target.shape[:-2]), ("target", target))
     p, t, _ = prepare_pair(
         predictions,
         target[..., None, :, :],
@@ -315,6 +316,7 @@ def kmeans_best_of_k(
         joint_idx=joint_idx,
         mask=None,
         prediction_name="predictions",
+        min_joints=MIN_PA_JOINTS,
     )
     # p: (..., N, J', 3); t: (..., 1, J', 3).
     num_joints = p.shape[-2]

@@ -10,6 +10,14 @@ translation is estimated anyway.
 
 Poses come in any length unit (metres for ProHMR); errors come out in millimetres through
 `mm_per_unit` (1000 for metres, 1 for poses already in millimetres).
+
+Inputs: prediction and target may differ in dtype (the errors are computed in their promotion,
+at least float32, so float16 poses are evaluated in float32) but not in device (ValueError
+naming both). Joint indices lie in [0, J): negative indices are refused, not wrapped. NaN or
+inf in a pose propagates as NaN to that pose's errors only (documented, not an error: a
+pipeline counts them); at a joint with mask 0 it is ignored. An empty batch gives an empty
+result; J = 0 is an error. PA needs at least 3 joints: fewer selected joints is a ValueError,
+and a pose whose mask leaves fewer than 3 joints gets NaN.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import torch
 from torch import Tensor
 
 from pose_metrics._inputs import (
+    MIN_PA_JOINTS,
     JointIndex,
     check_index,
     check_mm_per_unit,
@@ -78,8 +87,10 @@ def joint_position_errors(
         (..., J') distances in millimetres (NaN where a coordinate is NaN).
 
     Raises:
-        ValueError: for shapes other than (..., J, 3), different J, batch dimensions that do
-            not broadcast, or an index outside [0, J).
+        ValueError: for shapes other than (..., J, 3), J = 0, different J, batch dimensions
+            that do not broadcast, an index outside [0, J) (negative included), or tensors on
+            different devices ("`target` must be on the device of `prediction` (cpu), got
+            cuda:0").
         TypeError: for non-tensor or non-floating-point inputs.
     """
     scale = check_mm_per_unit(mm_per_unit)
@@ -115,10 +126,13 @@ def pa_joint_position_errors(
         non-finite coordinate gets NaN for all its joints.
 
     Raises:
-        ValueError, TypeError: as `joint_position_errors`, and for a `mask` that is not (..., J).
+        ValueError, TypeError: as `joint_position_errors`, for a `mask` that is not (..., J)
+            or holds a negative or non-finite weight, and for fewer than 3 selected joints.
     """
     scale = check_mm_per_unit(mm_per_unit)
-    p, t, w = prepare_pair(prediction, target, root_idx=None, joint_idx=joint_idx, mask=mask)
+    p, t, w = prepare_pair(
+        prediction, target, root_idx=None, joint_idx=joint_idx, mask=mask, min_joints=MIN_PA_JOINTS
+    )
     return pa_joint_errors(p, t, w) * scale
 
 
@@ -147,7 +161,8 @@ def mpjpe(
         (...) MPJPE in millimetres.
 
     Raises:
-        ValueError, TypeError: as `joint_position_errors`, and for a `mask` that is not (..., J).
+        ValueError, TypeError: as `joint_position_errors`, and for a `mask` that is not
+            (..., J) or holds a negative or non-finite weight.
     """
     scale = check_mm_per_unit(mm_per_unit)
     p, t, w = prepare_pair(prediction, target, root_idx=root_idx, joint_idx=joint_idx, mask=mask)
@@ -177,8 +192,11 @@ def pa_mpjpe(
         joint.
 
     Raises:
-        ValueError, TypeError: as `joint_position_errors`, and for a `mask` that is not (..., J).
+        ValueError, TypeError: as `joint_position_errors`, for a `mask` that is not (..., J)
+            or holds a negative or non-finite weight, and for fewer than 3 selected joints.
     """
     scale = check_mm_per_unit(mm_per_unit)
-    p, t, w = prepare_pair(prediction, target, root_idx=None, joint_idx=joint_idx, mask=mask)
+    p, t, w = prepare_pair(
+        prediction, target, root_idx=None, joint_idx=joint_idx, mask=mask, min_joints=MIN_PA_JOINTS
+    )
     return mean_over_joints(pa_joint_errors(p, t, w), w) * scale

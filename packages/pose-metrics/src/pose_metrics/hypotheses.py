@@ -20,6 +20,7 @@ from torch import Tensor
 
 from pose_geometry import check_same_leading_shape
 from pose_metrics._inputs import (
+    MIN_PA_JOINTS,
     JointIndex,
     check_mask,
     check_mm_per_unit,
@@ -189,8 +190,10 @@ def best_of_n(
         BestOfNResult with per-sample errors (..., N), minima and their indices (...).
 
     Raises:
-        ValueError: for shapes other than documented, different J, batch dimensions that
-            differ, N = 0, an index outside [0, J) or a chunk size below 1.
+        ValueError: for shapes other than documented, J = 0, different J, batch dimensions
+            that differ, N = 0, an index outside [0, J) (negative included), fewer than 3
+            selected joints (PA), a negative or non-finite mask weight, tensors on different
+            devices or a chunk size below 1.
         TypeError: for non-tensor or non-floating-point inputs.
     """
     scale = check_mm_per_unit(mm_per_unit)
@@ -207,7 +210,8 @@ def best_of_n(
     if chunk_size is not None and int(chunk_size) < 1:
         raise ValueError(f"`chunk_size` must be at least 1, got {chunk_size}")
     if mask is not None:
-        mask = check_mask(mask, target.shape[-2], tuple(target.shape[:-2]))[..., None, :]
+        mask = check_mask(mask, target.shape[-2], tuple(target.shape[:-2]), ("target", target))
+        mask = mask[..., None, :]
     p, t, w = prepare_pair(
         predictions,
         target[..., None, :, :],
@@ -215,6 +219,7 @@ def best_of_n(
         joint_idx=joint_idx,
         mask=mask,
         prediction_name="predictions",
+        min_joints=MIN_PA_JOINTS,
     )
     # p: (..., N, J', 3); t: (..., 1, J', 3); w: (..., 1, J') or None.
     sample_mpjpe = mean_over_joints(torch.linalg.vector_norm(p - t, dim=-1), w) * scale

@@ -58,7 +58,9 @@ def pck_curve(
     thresholds = thresholds_mm.to(device=errors.device, dtype=errors.dtype)
     used = torch.ones((), dtype=torch.bool, device=errors.device)
     if mask is not None:
-        m = check_mask(mask, errors.shape[-1], tuple(errors.shape[:-1]))
+        m = check_mask(
+            mask, errors.shape[-1], tuple(errors.shape[:-1]), ("joint_errors_mm", errors)
+        )
         used = (m != 0).to(errors.device)
     used = used.expand(errors.shape)
     correct = (errors[..., None] < thresholds) & used[..., None]  # (..., J, T)
