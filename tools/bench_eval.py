@@ -39,6 +39,7 @@ from pipeline.synthetic import build_body_model
 
 import pose_geometry as pg
 import pose_metrics as pm
+from pose_flows.testing import perturb_parameters
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:
@@ -74,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         mean_betas=torch.zeros(10).numpy(),
         mean_camera=torch.tensor([0.9, 0.0, 0.0]).numpy(),
     ).eval()
-    with torch.no_grad():  # a non-trivial flow: perturb the (identity-initialised) weights
-        for parameter in model.flow.flow.parameters():
-            parameter.add_(0.01 * torch.randn_like(parameter))
+    # A non-trivial flow: random trained-looking weights, ActNorm layers marked initialised.
+    perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
     baseline = build_baseline()
     baseline.load_state_dict(model.flow.flow.state_dict())
     baseline.eval()

@@ -37,6 +37,7 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
 
     import pose_geometry as pg
     import pose_losses as pl
+    from pose_flows.testing import perturb_parameters
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -49,6 +50,8 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
         mean_camera=torch.tensor([0.9, 0.0, 0.0]).numpy(),
     ).to(device)
     model.initialized.fill_(True)
+    # Trained-looking flow weights, ActNorm layers marked initialised (sampling refuses others).
+    perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
     discriminator = pl.PoseDiscriminator().to(device)
     opt_gen = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
     opt_disc = torch.optim.AdamW(discriminator.parameters(), lr=1e-4, weight_decay=1e-4)
@@ -57,10 +60,14 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
 
     def batch_tensors() -> dict:
         pose = 0.2 * torch.randn(batch, 72, device=device)
+        keypoints_2d = torch.rand(batch, 44, 3, device=device) - 0.5
+        keypoints_2d[..., 2] = 1.0  # confidences
+        keypoints_3d = torch.randn(batch, 44, 4, device=device)
+        keypoints_3d[..., 3] = 1.0
         return {
             "img": torch.randn(batch, 3, 224, 224, device=device),
-            "keypoints_2d": torch.rand(batch, 44, 3, device=device) - 0.5,
-            "keypoints_3d": torch.randn(batch, 44, 4, device=device),
+            "keypoints_2d": keypoints_2d,
+            "keypoints_3d": keypoints_3d,
             "smpl_params": {
                 "global_orient": pose[:, :3],
                 "body_pose": pose[:, 3:],

@@ -15,6 +15,7 @@ image the backbone sees.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -97,9 +98,18 @@ class ProHMR(nn.Module):
         if bool(self.initialized):
             return
         # ActNorm needs at least two rows for a standard deviation (pose-flows raises otherwise);
-        # with fewer, the flow starts from its identity ActNorm (the original would write NaNs).
+        # with fewer, the flow starts from its identity ActNorm, marked as initialised (the
+        # original would write NaNs), and a warning says so.
         if self.training and int(valid.sum()) >= 2:
             self.flow.flow.initialize(pose_6d[valid].float(), features[valid].float())
+        else:
+            warnings.warn(
+                f"the first batch has {int(valid.sum())} ground-truth SMPL pose(s), fewer than "
+                "the 2 ActNorm initialisation needs: the flow starts from identity ActNorm layers",
+                stacklevel=2,
+            )
+            for actnorm in self.flow.flow.actnorms:
+                actnorm.initialized.fill_(True)
         self.initialized.fill_(True)
 
     def forward(
@@ -158,8 +168,13 @@ class ProHMR(nn.Module):
                 features.float(), num_samples, generator=generator, include_mode=include_mode
             )
         batch, samples = head.pose_6d.shape[:2]
+        # The network's own cameras: a scale s <= 0 (early in training) is not an error here;
+        # as in the original, the depth is then negative or huge and the losses push s back.
         translation = pg.weak_perspective_to_translation(
-            head.camera, focal_length_px=self.focal_length, crop_size_px=VIRTUAL_CROP_PX
+            head.camera,
+            focal_length_px=self.focal_length,
+            crop_size_px=VIRTUAL_CROP_PX,
+            check_scale=False,
         )
         with torch.autocast(device_type=features.device.type, enabled=False):
             joints = self.body_model.keypoints_only(

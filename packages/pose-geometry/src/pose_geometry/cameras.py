@@ -154,11 +154,13 @@ def weak_perspective_to_translation(
     *,
     focal_length_px: _Scalar = 5000.0,
     crop_size_px: _Scalar = 224.0,
+    check_scale: bool = True,
 ) -> Tensor:
     """Convert ProHMR's weak-perspective crop camera to a perspective camera translation.
 
     ``t = (tx, ty, 2·f / (crop_size·s + 1e-9))`` exactly as ProHMR (``pred_cam_t``). ProHMR
-    turns ``s <= 0`` into a negative or huge (1e13) depth without a word; here it is an error.
+    turns ``s <= 0`` into a negative or huge (1e13) depth without a word; here it is an error
+    unless `check_scale` is False.
 
     Args:
         camera: (..., 3) weak-perspective camera ``(s, tx, ty)``: scale ``s`` in half-crop
@@ -168,6 +170,10 @@ def weak_perspective_to_translation(
             to ``(...)``. ProHMR: 5000.
         crop_size_px: side of the square crop in pixels; float or tensor broadcastable to
             ``(...)``. ProHMR: 224.
+        check_scale: refuse a scale ``s`` that is not finite and > 0 (reads `camera` once: one
+            device sync). False keeps ProHMR's behaviour for a network's own predictions inside
+            training, where an ``s <= 0`` is a transient that the keypoint losses push back;
+            the depth is then negative or huge, as in the original.
 
     Returns:
         (..., 3) camera translation ``(tx, ty, depth)`` in metres, dtype of `camera`.
@@ -175,8 +181,9 @@ def weak_perspective_to_translation(
     Raises:
         TypeError: if `camera` is not a floating-point tensor, or an option has a wrong type.
         ValueError: if `camera` does not end in 3, an option does not broadcast to ``(...)`` or
-            is on another device, a scale ``s`` is not finite and > 0 ("`camera[..., 0]
-            (scale s)` must be finite and > 0, got 0 at index (3,)"), or `focal_length_px` or
+            is on another device, a scale ``s`` is not finite and > 0 with `check_scale`
+            ("`camera[..., 0] (scale s)` must be finite and > 0, got 0 at index (3,)"), or
+            `focal_length_px` or
             `crop_size_px` is not finite and > 0.
     """
     check_trailing_shape("camera", camera, 3)
@@ -187,7 +194,8 @@ def weak_perspective_to_translation(
     check_positive("focal_length_px", f)
     check_positive("crop_size_px", size)
     s = camera[..., 0]
-    check_positive(_SCALE_NAME, s)
+    if check_scale:
+        check_positive(_SCALE_NAME, s)
     depth = 2.0 * f / (size * s + DEPTH_EPSILON)
     return torch.stack([camera[..., 1], camera[..., 2], depth], dim=-1)
 

@@ -146,3 +146,16 @@ def test_check_module_input_names_dtype_and_device() -> None:
         ValueError, match=r"`x` must be on the device of the module's parameters \(cpu\), got meta"
     ):
         pg.check_module_input("x", torch.zeros(1, 2, device="meta"), module)
+
+
+@pytest.mark.parametrize("s", [0.0, -0.5])
+def test_weak_perspective_without_the_scale_check_keeps_the_original_depth(s: float) -> None:
+    """The documented recovery for a network's own cameras inside training: ProHMR's formula,
+    unchanged (negative or huge depth), no error and no device sync."""
+    camera = torch.tensor([[s, 0.1, -0.2]], dtype=torch.float64)
+    translation = pg.weak_perspective_to_translation(
+        camera, focal_length_px=5000.0, crop_size_px=224.0, check_scale=False
+    )
+    expected_depth = 2 * 5000.0 / (224.0 * s + 1e-9)
+    assert translation[0, 2].item() == pytest.approx(expected_depth, rel=1e-12)
+    assert translation[0, :2].tolist() == [0.1, -0.2]
