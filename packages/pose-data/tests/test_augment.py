@@ -351,11 +351,13 @@ def test_identity_crop_is_the_normalised_warp():
 def test_color_factors_scale_and_clip():
     image = np.full((2, 2, 3), 200.0)
     out = normalize_image(image, color=(1.2, 1.0, 0.5), mean=(0, 0, 0), std=(1 / 255,) * 3)
-    np.testing.assert_allclose(out[:, 0, 0], [240.0, 200.0, 100.0])
+    # float32 output (1.2 and 255 * (1/255) are rounded to float32): a float32 tolerance, not
+    # NumPy's default rtol 1e-7 (the 240 here is 0.6e-7 off).
+    np.testing.assert_allclose(out[:, 0, 0], [240.0, 200.0, 100.0], rtol=1e-6)
     out = normalize_image(
         np.full((1, 1, 3), 250.0), color=(1.2, 1.2, 1.2), mean=(0, 0, 0), std=(1 / 255,) * 3
     )
-    np.testing.assert_allclose(out.ravel(), [255.0] * 3)
+    np.testing.assert_allclose(out.ravel(), [255.0] * 3, rtol=1e-6)
 
 
 # --- extreme crop --------------------------------------------------------------------------------

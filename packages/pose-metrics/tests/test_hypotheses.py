@@ -49,17 +49,26 @@ def test_picks_the_exact_sample_and_the_similar_copy():
     torch.testing.assert_close(result.num_nonfinite_samples, torch.tensor([0, 0]))
 
 
-def test_mode_is_sample_zero_and_minimum_never_exceeds_it():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_mode_is_sample_zero_and_minimum_never_exceeds_it(dtype):
     g = torch.Generator().manual_seed(1)
-    target = torch.randn(5, 44, 3, generator=g)
+    target = torch.randn(5, 44, 3, dtype=dtype, generator=g)
     predictions = samples_around(target, 64, 0.05, g)
     result = best_of_n(predictions, target, root_idx=PELVIS_IDX_44, joint_idx=LSP14_IDX_44)
+    # The batched (5, 64) evaluation and the plain metric on sample 0 alone reduce in different
+    # orders (kernels, vector widths and thread counts differ between machines): float64 at its
+    # default tolerance makes the claim exact; float32 holds to a few ulps of its mean over 14
+    # joints and SVD (rtol 1e-5; picking another sample would be off by ~10%).
+    tolerance = {} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-4}
     torch.testing.assert_close(
         result.mode_mpjpe,
         mpjpe(predictions[:, 0], target, root_idx=PELVIS_IDX_44, joint_idx=LSP14_IDX_44),
+        **tolerance,
     )
     torch.testing.assert_close(
-        result.mode_pa_mpjpe, pa_mpjpe(predictions[:, 0], target, joint_idx=LSP14_IDX_44)
+        result.mode_pa_mpjpe,
+        pa_mpjpe(predictions[:, 0], target, joint_idx=LSP14_IDX_44),
+        **tolerance,
     )
     assert (result.min_mpjpe <= result.mode_mpjpe).all()
     assert (result.min_pa_mpjpe <= result.mode_pa_mpjpe).all()
