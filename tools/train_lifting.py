@@ -30,7 +30,7 @@ import torch
 from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting import build_lifting_model, train_lifting
-from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
+from pipeline.run_guard import run_in_folder
 from pipeline.runtime import DistributedContext, init_distributed, seed_everything
 from pipeline.synthetic import shared_data_dir
 
@@ -106,17 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     config = apply_overrides(LiftingConfig(), overrides)
     check_output_dir(config.output_dir, "output_dir")
     ctx = init_distributed(args.device)
-    try:
-        lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)
-    except RunLockError as error:
-        raise SystemExit(f"train_lifting.py: {error}") from None
-    try:
-        return _run(args, config, ctx)
-    except ResumeConfigError as error:
-        raise SystemExit(f"train_lifting.py: {error}") from None
-    finally:
-        if lock is not None:
-            lock.release()
+    return run_in_folder(
+        "train_lifting.py",
+        config.output_dir,
+        ctx,
+        lambda: _run(args, config, ctx),
+        take_over_foreign=args.take_over_lock,
+    )
 
 
 def _run(args: argparse.Namespace, config: LiftingConfig, ctx: DistributedContext) -> int:

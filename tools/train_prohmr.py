@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from pipeline.cli import at_least, check_output_dir
 from pipeline.config import ProHMRConfig, load_config
-from pipeline.run_guard import ResumeConfigError, RunLockError, open_run_folder
+from pipeline.run_guard import run_in_folder
 from pipeline.runtime import (
     DistributedContext,
     init_distributed,
@@ -118,17 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     if config.synthetic is not None:
         check_output_dir(config.synthetic.output_dir, "synthetic.output_dir")
     ctx = init_distributed(args.device)
-    try:
-        lock = open_run_folder(config.output_dir, ctx, take_over_foreign=args.take_over_lock)
-    except RunLockError as error:
-        raise SystemExit(f"train_prohmr.py: {error}") from None
-    try:
-        return _run(args, config, ctx)
-    except ResumeConfigError as error:
-        raise SystemExit(f"train_prohmr.py: {error}") from None
-    finally:
-        if lock is not None:
-            lock.release()
+    return run_in_folder(
+        "train_prohmr.py",
+        config.output_dir,
+        ctx,
+        lambda: _run(args, config, ctx),
+        take_over_foreign=args.take_over_lock,
+    )
 
 
 def _run(args: argparse.Namespace, config: ProHMRConfig, ctx: DistributedContext) -> int:

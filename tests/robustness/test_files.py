@@ -27,6 +27,7 @@ from pipeline.runtime import CheckpointError, DistributedContext, load_checkpoin
 from pipeline.session import ProHMRSession, load_prohmr_checkpoint
 
 import pose_data as pdata
+from pose_flows.testing import perturb_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
@@ -129,7 +130,8 @@ def lifting_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     torch.manual_seed(0)
     model = build_lifting_model(config)
-    model.initialized.fill_(True)
+    model.initialized.fill_(True)  # random weights, ActNorm marked initialised (sampling needs it)
+    perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
     path = folder / "lifting.pt"
     torch.save({"step": 0, "model": model.state_dict(), "config": config_to_dict(config)}, path)
     return path

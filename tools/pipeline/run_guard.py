@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from pose_data import atomic_write
+
 from .runtime import DistributedContext
 
 __all__ = [
@@ -313,6 +315,33 @@ def open_run_folder(
     return lock
 
 
+def run_in_folder(
+    program: str,
+    folder: str | os.PathLike[str],
+    ctx: DistributedContext,
+    run: Callable[[], int],
+    *,
+    take_over_foreign: bool = False,
+) -> int:
+    """Run a training program's body while holding ``folder``'s lock (:func:`open_run_folder`).
+
+    A lock held by another run, or a resume whose config changes are refused, ends the program
+    with the message (``SystemExit``, prefixed by ``program``); the lock is released however
+    ``run`` ends.
+    """
+    try:
+        lock = open_run_folder(folder, ctx, take_over_foreign=take_over_foreign)
+    except RunLockError as error:
+        raise SystemExit(f"{program}: {error}") from None
+    try:
+        return run()
+    except ResumeConfigError as error:
+        raise SystemExit(f"{program}: {error}") from None
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(values, dict) and (values or not prefix):
         flat: dict[str, Any] = {}
@@ -372,16 +401,7 @@ def resume_config_changes(
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def truncate_loss_log(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+
+from pose_data import atomic_write
 
 __all__ = [
     "CheckpointError",
@@ -166,20 +167,7 @@ def save_checkpoint(
                 f"refusing to write {destination}: non-finite values in {_listed(bad)}; "
                 f"{describe_checkpoint(destination)}"
             )
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return destination
+    return atomic_write(destination, lambda file: torch.save(state, file))
 
 
 def non_finite_entries(state: Any, prefix: str = "") -> list[str]:
