@@ -3,18 +3,16 @@ visualize_latent, bench_fitting, and the glue in tools/pipeline/fitting.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
 from pose_fitting.testing import cxx_compiler
 
@@ -22,15 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
 SHARED = Path(os.environ.get("POSE_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
 SPIN_EXAMPLE = SHARED / "openpose" / "spin_example"
-
-
-def load_tool(name: str):
-    """Import tools/<name>.py as a module (tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,43 +36,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ProHMR checkpoint trained for 3 steps on a tiny synthetic world (about 10 s)."""
     world = tmp_path_factory.mktemp("world")
     out = tmp_path_factory.mktemp("run")
-    overrides = [
-        f"output_dir={out}",
-        f"synthetic.output_dir={world}",
-        "synthetic.num_train=24",
-        "synthetic.num_val=8",
-        "synthetic.image_size=64",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "model.backbone_depth=18",
-        "model.flow_hidden_features=32",
-        "model.fc_hidden_features=32",
-        "model.flow_num_layers=2",
-        "train.total_steps=3",
-        "train.batch_size=4",
-        "train.num_val_samples=4",
-        "train.val_steps=1000",
-        "train.image_log_steps=1000",
-        "train.log_steps=1",
-        "train.checkpoint_steps=3",
-    ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(TOOLS / "train_prohmr.py"),
-            "--config",
-            str(TOOLS / "configs" / "synthetic_cpu.yaml"),
-            "--no-progress",
-            "--no-eval",
-            "--set",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        check=False,
-    )
+    overrides = tiny_prohmr_overrides(world, out, steps=3, checkpoint_steps=3)
+    result = run_train_prohmr(["--no-eval", "--set", *overrides])
     assert result.returncode == 0, result.stderr[-3000:]
     path = out / "checkpoints" / "last.pt"
     assert path.is_file()

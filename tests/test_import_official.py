@@ -9,8 +9,6 @@ Gram–Schmidt written here, and the FC head computed by hand.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +17,11 @@ import torch
 from nflows.distributions import StandardNormal
 from nflows.flows.base import Flow
 from nflows.transforms import ActNorm, AdditiveCouplingTransform, CompositeTransform, LULinear
+from pipeline.testing import load_tool
 from torch import nn
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class ForkResidualBlock(nn.Module):
@@ -184,7 +175,7 @@ def test_prohmr_import_reproduces_independent_outputs(official_prohmr, tmp_path)
     from hmr_backbone import ResNet
 
     path, state, mean = official_prohmr
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     body = BodyConfig(model_path="procedural", mean_params_path=str(mean))
     ours, report = tool.import_prohmr(tool.read_official(path), body)
     assert report.counts["dropped"] == (1 + 3 * LAYERS) + 2  # dummy buffers + smpl.*
@@ -240,7 +231,7 @@ def test_unexpected_and_missing_keys_are_listed(official_prohmr) -> None:
     from pipeline.official import CheckpointImportError
 
     _, state, mean = official_prohmr
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     body = BodyConfig(model_path="procedural", mean_params_path=str(mean))
     extra = {"state_dict": {**state, "head.typo.weight": torch.zeros(1)}}
     with pytest.raises(CheckpointImportError, match=r"head\.typo\.weight"):
@@ -253,7 +244,7 @@ def test_unexpected_and_missing_keys_are_listed(official_prohmr) -> None:
 
 def test_lightning_metadata_objects_are_not_executed(official_prohmr, tmp_path) -> None:
     _, state, _ = official_prohmr
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     marker = tmp_path / "executed"
 
     class Hostile:
@@ -285,7 +276,7 @@ def test_lifting_import_gives_identical_samples(tmp_path) -> None:
     state["initialized"] = torch.tensor(True)
     path = tmp_path / "skeleton.ckpt"
     torch.save({"state_dict": state}, path)
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     ours, _ = tool.import_lifting(tool.read_official(path), stats="stats.npz")
     config = _build(LiftingConfig, ours["config"], "", "test")
     model = build_lifting_model(config)
@@ -327,7 +318,7 @@ def test_lightning_metadata_with_dict_and_list_subclasses_is_read(
     from pipeline.config import BodyConfig
 
     _, state, mean = official_prohmr
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     path = tmp_path / "lightning.ckpt"
     hyper = AttributeDict(lr=1e-4, nested=AttributeDict(depth=18), items=ListOfThings([1, 2]))
     torch.save(

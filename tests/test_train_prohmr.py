@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pipeline.testing import run_train_prohmr, tiny_prohmr_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "train_prohmr.py"
@@ -19,38 +20,11 @@ CONFIG = ROOT / "tools" / "configs" / "synthetic_cpu.yaml"
 
 
 def tiny_overrides(world: Path, out: Path, steps: int) -> list[str]:
-    return [
-        f"output_dir={out}",
-        f"synthetic.output_dir={world}",
-        "synthetic.num_train=24",
-        "synthetic.num_val=8",
-        "synthetic.image_size=64",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "model.backbone_depth=18",
-        "model.flow_hidden_features=32",
-        "model.fc_hidden_features=32",
-        "model.flow_num_layers=2",
-        f"train.total_steps={steps}",
-        "train.batch_size=4",
-        "train.num_val_samples=4",
-        "train.val_steps=1000",
-        "train.image_log_steps=1000",
-        "train.log_steps=1",
-        "train.checkpoint_steps=2",
-    ]
+    return tiny_prohmr_overrides(world, out, steps=steps)
 
 
 def run_script(args: list[str], *, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), "--config", str(CONFIG), "--no-progress", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    return run_train_prohmr(args, timeout=timeout)
 
 
 def losses_by_step(out: Path, rank: int = 0) -> dict[int, dict[str, float]]:

@@ -7,10 +7,8 @@ message names the key / flag / file, the rule and the value given.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import re
-import sys
 import typing
 from pathlib import Path
 
@@ -37,20 +35,12 @@ from pipeline.session import (
     config_registry,
     load_prohmr_checkpoint,
 )
+from pipeline.testing import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 REGISTRY = TOOLS / "configs" / "datasets.yaml"
 SYNTHETIC_CPU = TOOLS / "configs" / "synthetic_cpu.yaml"
-
-
-def load_tool(name: str):
-    """Import tools/<name>.py as a module (tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_robust_tool_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def nested_yaml(key: str, text: str) -> str:

@@ -8,7 +8,6 @@ it (or from a tiny lifting model built in place) in ``tmp_path``.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -25,21 +24,13 @@ from pipeline.evaluation import NonFinitePredictionError
 from pipeline.lifting import build_lifting_model
 from pipeline.runtime import CheckpointError, DistributedContext, load_checkpoint
 from pipeline.session import ProHMRSession, load_prohmr_checkpoint
+from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
 import pose_data as pdata
 from pose_flows.testing import perturb_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
-
-
-def load_tool(name: str):
-    """Import tools/<name>.py as a module (tools are scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(f"_robust_tool_{name}", TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,43 +46,10 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ProHMR checkpoint trained for 2 steps on a tiny synthetic world."""
     world = tmp_path_factory.mktemp("world")
     out = tmp_path_factory.mktemp("run")
-    overrides = [
-        f"output_dir={out}",
-        f"synthetic.output_dir={world}",
-        "synthetic.num_train=16",
-        "synthetic.num_val=8",
-        "synthetic.image_size=64",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "model.backbone_depth=18",
-        "model.flow_hidden_features=16",
-        "model.fc_hidden_features=16",
-        "model.flow_num_layers=2",
-        "train.total_steps=2",
-        "train.batch_size=4",
-        "train.num_val_samples=2",
-        "train.val_steps=1000",
-        "train.image_log_steps=1000",
-        "train.log_steps=1",
-        "train.checkpoint_steps=2",
-    ]
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(TOOLS / "train_prohmr.py"),
-            "--config",
-            str(TOOLS / "configs" / "synthetic_cpu.yaml"),
-            "--no-progress",
-            "--no-eval",
-            "--set",
-            *overrides,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        check=False,
+    overrides = tiny_prohmr_overrides(
+        world, out, steps=2, hidden=16, num_train=16, num_val_samples=2
     )
+    result = run_train_prohmr(["--no-eval", "--set", *overrides])
     assert result.returncode == 0, result.stderr[-3000:]
     path = out / "checkpoints" / "last.pt"
     assert path.is_file()

@@ -9,27 +9,18 @@ with the payload replaced by an inert stand-in (the official importer only).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pipeline.testing import load_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM = os.system.__module__ + ".system"  # how a pickle names os.system: posix.system / nt.system
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 class Payload:
@@ -166,7 +157,7 @@ def test_weights_only_readers_refuse_a_hostile_file(reader, kind, tmp_path) -> N
 
 @pytest.mark.parametrize("kind", ["torch-zip", "torch-legacy"])
 def test_official_importer_reads_a_hostile_lightning_file_inertly(kind, tmp_path) -> None:
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     marker = tmp_path / "executed"
     path = write_hostile(kind, tmp_path / "official.ckpt", marker)
     loaded = tool.read_official(path)
@@ -180,7 +171,7 @@ def test_official_importer_reads_a_hostile_lightning_file_inertly(kind, tmp_path
 def test_official_importer_refuses_a_plain_hostile_pickle(kind, tmp_path) -> None:
     """A non-zip file goes through torch's legacy reader, whose header records are unpickled
     with the importer's pickle module: the inert one, never ``pickle.load``."""
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     marker = tmp_path / "executed"
     path = write_hostile(kind, tmp_path / "official.ckpt", marker)
     with pytest.raises(ValueError, match="not a readable torch checkpoint") as info:
@@ -191,7 +182,7 @@ def test_official_importer_refuses_a_plain_hostile_pickle(kind, tmp_path) -> Non
 
 @pytest.mark.parametrize("kind", ["pickle", "torch-zip", "torch-legacy"])
 def test_official_importer_program_on_a_hostile_file(kind, tmp_path) -> None:
-    tool = _load_tool("import_official_checkpoint")
+    tool = load_tool("import_official_checkpoint")
     marker = tmp_path / "executed"
     path = write_hostile(kind, tmp_path / "official.ckpt", marker)
     argv = ["--kind", "prohmr", "--checkpoint", str(path), "--out", str(tmp_path / "out.pt")]
@@ -253,3 +244,19 @@ def test_videopose3d_npz_objects_go_through_the_restricted_unpickler(tmp_path) -
     marker = tmp_path / "executed"
     path = write_hostile("npz-object", tmp_path / "data_3d_h36m.npz", marker)
     _refused(_pose_data("read_videopose3d_3d"), path, marker, names_global=True)
+
+
+@pytest.mark.parametrize(
+    "program",
+    ["eval_regression", "eval_fitting", "eval_multiview", "eval_lifting", "visualize_latent"],
+)
+@pytest.mark.parametrize("kind", ["torch-zip", "pickle"])
+def test_programs_refuse_a_hostile_checkpoint(program, kind, tmp_path) -> None:
+    """Every program that takes ``--checkpoint`` reads it with the weights-only loader."""
+    tool = load_tool(program)
+    marker = tmp_path / "executed"
+    path = write_hostile(kind, tmp_path / "model.pt", marker)
+    with pytest.raises(ValueError) as info:
+        tool.main(["--checkpoint", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert str(path) in str(info.value)
+    assert not marker.exists(), "the file's code ran"

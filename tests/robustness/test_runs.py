@@ -44,6 +44,7 @@ from pipeline.runtime import (
     check_finite,
     save_checkpoint,
 )
+from pipeline.testing import tiny_prohmr_overrides
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
@@ -54,26 +55,7 @@ STEPS = 12  # total steps of the ProHMR runs; they stop early with --stop-after
 
 
 def prohmr_overrides(world: Path, out: Path) -> list[str]:
-    return [
-        f"output_dir={out}",
-        f"synthetic.output_dir={world}",
-        "synthetic.num_train=24",
-        "synthetic.num_val=8",
-        "synthetic.image_size=64",
-        "data.image_size=32",
-        "data.num_workers=0",
-        "model.backbone_depth=18",
-        "model.flow_hidden_features=32",
-        "model.fc_hidden_features=32",
-        "model.flow_num_layers=2",
-        f"train.total_steps={STEPS}",
-        "train.batch_size=4",
-        "train.num_val_samples=4",
-        "train.val_steps=1000",
-        "train.image_log_steps=1000",
-        "train.log_steps=1",
-        "train.checkpoint_steps=2",
-    ]
+    return tiny_prohmr_overrides(world, out, steps=STEPS)
 
 
 def prohmr_argv(world: Path, out: Path, *flags: str, changes: tuple[str, ...] = ()) -> list[str]:
