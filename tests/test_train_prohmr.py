@@ -93,7 +93,7 @@ def test_two_process_ddp_ranks_hold_identical_weights(world: Path, tmp_path: Pat
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-        "--master_port=29617", str(SCRIPT), "--config", str(CONFIG), "--no-progress",
+        "--standalone", str(SCRIPT), "--config", str(CONFIG), "--no-progress",
         "--no-eval", "--device", "cpu", "--save-rank-weights",
         "--set", *tiny_overrides(world, out, 4),
     ]  # fmt: skip
