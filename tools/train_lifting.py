@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         config.output_dir,
         ctx,
         lambda: _run(args, config, ctx),
+        resume=args.resume,
         take_over_foreign=args.take_over_lock,
     )
 

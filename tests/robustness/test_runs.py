@@ -709,14 +709,37 @@ def test_prohmr_resume_drops_the_killed_runs_log_entries(
     assert losses(log) == losses(prohmr_runs["straight"] / "losses_rank0.jsonl")
 
 
-def test_fresh_start_begins_a_new_loss_log(
+def test_fresh_start_keeps_the_earlier_run_and_begins_a_new_loss_log(
     lifting_data: list[str], lifting_copy: Path, capsys
 ) -> None:
+    """No run clobbers another: a start without --resume moves the earlier run's files to
+    previous/<time>/ (data/ stays) and writes its own from scratch."""
+    earlier_log = (lifting_copy / "losses.jsonl").read_text()
+    earlier_checkpoint = (lifting_copy / "checkpoints" / "last.pt").read_bytes()
     assert train_lifting.main(lifting_argv(lifting_data, lifting_copy, steps=3)) == 0
     assert loss_steps(lifting_copy / "losses.jsonl") == [1, 2, 3]
+    (kept,) = (lifting_copy / "previous").iterdir()
+    assert (kept / "losses.jsonl").read_text() == earlier_log
+    assert (kept / "checkpoints" / "last.pt").read_bytes() == earlier_checkpoint
+    assert (kept / "config.yaml").is_file()
     said = capsys.readouterr().err
-    checkpoint = lifting_copy / "checkpoints" / "last.pt"
-    assert f"starting afresh: the checkpoint {checkpoint} of an earlier run" in said
+    assert f"kept the earlier run's files of {lifting_copy} in {kept}" in said
+    # a second fresh start keeps the first one's files beside the earlier ones
+    assert train_lifting.main(lifting_argv(lifting_data, lifting_copy, steps=1)) == 0
+    assert len(list((lifting_copy / "previous").iterdir())) == 2
+    assert loss_steps(lifting_copy / "losses.jsonl") == [1]
+
+
+def test_keep_earlier_run_leaves_the_lock_data_and_previous_in_place(tmp_path: Path) -> None:
+    from pipeline.run_guard import keep_earlier_run
+
+    for name in (LOCK_NAME, "data/x.npz", "previous/old/config.yaml", "config.yaml", "report.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    kept = keep_earlier_run(tmp_path, log=lambda message: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([LOCK_NAME, "data", "previous"])
+    assert sorted(p.name for p in kept.iterdir()) == ["config.yaml", "report.md"]
+    assert keep_earlier_run(tmp_path, log=lambda message: None) is None  # nothing left to keep
 
 
 def test_resume_from_a_checkpoint_without_config_is_refused(tmp_path: Path) -> None:

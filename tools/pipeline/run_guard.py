@@ -7,6 +7,8 @@
   process's own pid, reused after a container restart) is stale and taken over with a message;
   a lock of another host cannot be checked from here and is only taken over when asked
   (``--take-over-lock``). A live owner is never overridden.
+* **Earlier runs** (:func:`keep_earlier_run`): a fresh start (no ``--resume``) in a folder
+  that holds an earlier run's files moves them to ``previous/<time>/``: nothing is overwritten.
 * **Orphans** (:func:`remove_orphan_temporaries`): a run killed while writing a checkpoint leaves
   ``.last.pt.XXXX.tmp``; the next run that holds the lock removes such files.
 * **Resume config** (:func:`resume_config_changes`): a resumed run whose config differs from the
@@ -291,15 +293,55 @@ def remove_orphan_temporaries(
     return removed
 
 
+#: Entries of an output folder that are not a run's own files: a fresh start leaves them.
+KEPT_IN_PLACE = frozenset({LOCK_NAME, "previous", "data"})
+
+
+def keep_earlier_run(
+    folder: str | os.PathLike[str], *, log: Callable[[str], None] = _say
+) -> Path | None:
+    """A fresh start in a folder that holds an earlier run's files (checkpoints, loss logs,
+    config.yaml, reports, TensorBoard logs): move them into ``previous/<time>/`` so that the
+    new run overwrites nothing. The lock, ``previous/`` and ``data/`` (a lifting run's
+    generated data set) stay. Call only while holding the folder's lock, before the run
+    writes anything.
+
+    Returns:
+        The folder the earlier run's files went to, or None if there were none.
+    """
+    folder = Path(folder)
+    entries = [e for e in sorted(folder.iterdir()) if e.name not in KEPT_IN_PLACE]
+    entries = [e for e in entries if not (e.name.startswith(".") and e.name.endswith(".tmp"))]
+    if not entries:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = folder / "previous" / stamp
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = folder / "previous" / f"{stamp}-{suffix}"
+    target.mkdir(parents=True)
+    for entry in entries:
+        os.replace(entry, target / entry.name)
+    log(
+        f"kept the earlier run's files of {folder} in {target} (a fresh start; pass --resume "
+        "to continue a run instead)"
+    )
+    return target
+
+
 def open_run_folder(
     folder: str | os.PathLike[str],
     ctx: DistributedContext,
     *,
     take_over_foreign: bool = False,
+    keep_earlier: bool = False,
     log: Callable[[str], None] = _say,
 ) -> RunLock | None:
-    """Start of a training program: the main rank locks ``folder`` and removes orphaned
-    temporary files; the other ranks hold no lock and wait for it (barrier under DDP).
+    """Start of a training program: the main rank locks ``folder``, removes orphaned
+    temporary files and, with ``keep_earlier`` (a fresh start), moves an earlier run's files
+    aside (:func:`keep_earlier_run`); the other ranks hold no lock and wait for it (barrier
+    under DDP).
 
     Raises:
         RunLockError, ValueError: see :func:`acquire_run_lock` (main rank).
@@ -308,6 +350,8 @@ def open_run_folder(
     if ctx.is_main:
         lock = acquire_run_lock(folder, take_over_foreign=take_over_foreign, log=log)
         remove_orphan_temporaries(folder, log=log)
+        if keep_earlier:
+            keep_earlier_run(folder, log=log)
     if ctx.distributed:
         import torch.distributed
 
@@ -321,16 +365,20 @@ def run_in_folder(
     ctx: DistributedContext,
     run: Callable[[], int],
     *,
+    resume: bool,
     take_over_foreign: bool = False,
 ) -> int:
-    """Run a training program's body while holding ``folder``'s lock (:func:`open_run_folder`).
+    """Run a training program's body while holding ``folder``'s lock (:func:`open_run_folder`);
+    a fresh start (not ``resume``) first moves an earlier run's files to ``previous/``.
 
     A lock held by another run, or a resume whose config changes are refused, ends the program
     with the message (``SystemExit``, prefixed by ``program``); the lock is released however
     ``run`` ends.
     """
     try:
-        lock = open_run_folder(folder, ctx, take_over_foreign=take_over_foreign)
+        lock = open_run_folder(
+            folder, ctx, take_over_foreign=take_over_foreign, keep_earlier=not resume
+        )
     except RunLockError as error:
         raise SystemExit(f"{program}: {error}") from None
     try:
