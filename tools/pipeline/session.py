@@ -173,10 +173,13 @@ class ProHMRSession:
         results: dict[str, Any] = {}
         best_of = (4,) if quick else (4, 16)
         num_samples = max(best_of)
-        train_sets = [self._entry(name) for name in config.data.train]
-        poses = np.concatenate([np.load(e.file)["body_pose"] for e in train_sets])
-        betas = np.concatenate([np.load(e.file)["betas"] for e in train_sets]).mean(axis=0)
-        mean_keypoints = mean_pose_keypoints(self.body_model, poses, betas).to(device)
+        extra_predictions = {}
+        smpl = _training_smpl([self._entry(name).file for name in config.data.train])
+        if smpl is not None:
+            mean_keypoints = mean_pose_keypoints(self.body_model, *smpl).to(device)
+            extra_predictions["mean_pose"] = lambda batch: mean_keypoints.expand(
+                len(batch["img"]), 1, 44, 3
+            )
         generator = torch.Generator(device=device).manual_seed(1234)
         lines = ["| dataset | metric | value (mm) |", "|---|---|---|"]
         for name in config.data.val:
@@ -190,9 +193,7 @@ class ProHMRSession:
                 best_of=best_of,
                 device=device,
                 generator=generator,
-                extra_predictions={
-                    "mean_pose": lambda batch: mean_keypoints.expand(len(batch["img"]), 1, 44, 3),
-                },
+                extra_predictions=extra_predictions,
                 source=f"the model trained in {config.output_dir}",
             )
             results[name] = evaluation.summary
@@ -202,6 +203,9 @@ class ProHMRSession:
         first_val = self.val_data
         batch = default_collate([first_val[i] for i in range(4)])
         save_prediction_grid(self.model, batch, figure, num_samples=8)
+        if smpl is None:
+            lines.append("")
+            lines.append("(no mean-pose baseline: no training set has ground-truth SMPL poses)")
         markdown = "\n".join(lines)
         (Path(config.output_dir) / "report.md").write_text(markdown + "\n")
         return {"results": results, "figure": str(figure), "markdown": markdown}
@@ -209,6 +213,23 @@ class ProHMRSession:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def _training_smpl(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Poses (N, 72) of the training rows that have them, and the mean of their betas,
+    for the mean-pose baseline; None when no training set has SMPL poses (COCO, MPII)."""
+    poses, betas = [], []
+    for file in files:
+        arrays = pdata.read_npz(file, what="training set")
+        if "body_pose" not in arrays or "betas" not in arrays:
+            continue
+        has_pose = arrays.get("has_body_pose", np.ones(len(arrays["body_pose"])))
+        has_betas = arrays.get("has_betas", np.ones(len(arrays["betas"])))
+        poses.append(arrays["body_pose"][has_pose > 0])
+        betas.append(arrays["betas"][has_betas > 0])
+    if not poses or not sum(len(p) for p in poses) or not sum(len(b) for b in betas):
+        return None
+    return np.concatenate(poses), np.concatenate(betas).mean(axis=0)
 
 
 def config_registry(config: ProHMRConfig) -> DatasetRegistry:
