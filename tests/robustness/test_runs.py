@@ -102,16 +102,17 @@ class LockHolder:
 
     def __init__(self, folder: Path) -> None:
         code = (
-            "import sys; sys.path.insert(0, sys.argv[1]);"
-            "from pipeline.run_guard import acquire_run_lock;"
-            "lock = acquire_run_lock(sys.argv[2]); print('locked', flush=True);"
+            "import sys; from pipeline.run_guard import acquire_run_lock;"
+            "lock = acquire_run_lock(sys.argv[1]); print('locked', flush=True);"
             "sys.stdin.read(); lock.release()"
         )
+        path = os.pathsep.join(filter(None, [str(TOOLS), os.environ.get("PYTHONPATH")]))
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, str(TOOLS), str(folder)],
+            [sys.executable, "-c", code, str(folder)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "PYTHONPATH": path},  # the child imports tools/pipeline
         )
         assert self.process.stdout.readline().strip() == "locked"
         self.pid = self.process.pid

@@ -1,9 +1,9 @@
 """YAML experiment configs read into frozen dataclasses, every value checked when it is read.
 
 A config file holds only the keys it changes; everything else takes the dataclass default, which
-is the published ProHMR setting (facts §14). Unknown keys, wrong types and values out of range
-fail when the file is read, with the dotted key, the file name (or "overrides"), the rule and the
-value. The rule of each field sits in its dataclass's ``RULES`` table, next to the field: adding a
+is the published ProHMR setting (written out in ``tools/configs/prohmr.yaml``). Unknown keys,
+wrong types and values out of range fail when the file is read, with the dotted key, the file
+name (or "overrides"), the rule and the value. The rule of each field sits in its dataclass's ``RULES`` table, next to the field: adding a
 field means adding its rule there (a test checks that every field has one).
 
 Reading rules (files and overrides alike):
@@ -245,7 +245,7 @@ class BodyConfig(_Checked):
 
 @dataclass(frozen=True)
 class ModelConfig(_Checked):
-    """Network sizes (defaults: the published ProHMR model, facts §0).
+    """Network sizes (defaults: the published ProHMR model, as in ``tools/configs/prohmr.yaml``).
 
     Attributes:
         backbone_weights: weights for the ResNet when a model is built for training (ImageNet
