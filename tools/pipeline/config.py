@@ -3,8 +3,9 @@
 A config file holds only the keys it changes; everything else takes the dataclass default, which
 is the published ProHMR setting (written out in ``tools/configs/prohmr.yaml``). Unknown keys,
 wrong types and values out of range fail when the file is read, with the dotted key, the file
-name (or "overrides"), the rule and the value. The rule of each field sits in its dataclass's ``RULES`` table, next to the field: adding a
-field means adding its rule there (a test checks that every field has one).
+name (or "overrides"), the rule and the value. The rule of each field sits in its dataclass's
+``RULES`` table, next to the field: adding a field means adding its rule there (a test checks
+that every field has one).
 
 Reading rules (files and overrides alike):
 
