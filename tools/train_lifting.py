@@ -30,7 +30,7 @@ import torch
 from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting import build_lifting_model, train_lifting
-from pipeline.run_guard import run_in_folder
+from pipeline.run_guard import add_run_folder_arguments, run_in_folder
 from pipeline.runtime import DistributedContext, init_distributed, seed_everything
 from pipeline.synthetic import shared_data_dir
 
@@ -76,25 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val", type=Path, default=None, help="lifting/image npz (test)")
     parser.add_argument("--stats", type=Path, default=None, help="training statistics npz")
     parser.add_argument("--set", nargs="*", default=[], help="LiftingConfig overrides key=value")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue output_dir's checkpoint (refused if the config differs from the "
-        "checkpoint's in a key that changes the result; see --allow-config-change)",
-    )
-    parser.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        help="with --resume: continue with result-changing config changes (lr, batch size, "
-        "seed, model sizes, data, ...); recorded in the checkpoint and config.yaml",
-    )
-    parser.add_argument(
-        "--take-over-lock",
-        action="store_true",
-        help="take over the output folder's run.lock when it was written on another host "
-        "(whose run this host cannot check; only for a run you know is dead). A lock of a dead "
-        "run on this host is taken over without it; a live run's lock never is",
-    )
+    add_run_folder_arguments(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--published", action="store_true", help="published sizes and steps")

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from pipeline.cli import at_least, check_output_dir
 from pipeline.config import ProHMRConfig, load_config
-from pipeline.run_guard import run_in_folder
+from pipeline.run_guard import add_run_folder_arguments, run_in_folder
 from pipeline.runtime import (
     DistributedContext,
     init_distributed,
@@ -48,25 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted config overrides"
     )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from checkpoints/last.pt (refused if the config differs from the "
-        "checkpoint's in a key that changes the result; see --allow-config-change)",
-    )
-    parser.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        help="with --resume: continue with result-changing config changes (lr, batch size, "
-        "seed, model sizes, data, ...); recorded in the checkpoint and config.yaml",
-    )
-    parser.add_argument(
-        "--take-over-lock",
-        action="store_true",
-        help="take over the output folder's run.lock when it was written on another host "
-        "(whose run this host cannot check; only for a run you know is dead). A lock of a dead "
-        "run on this host is taken over without it; a live run's lock never is",
-    )
+    add_run_folder_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     parser.add_argument(

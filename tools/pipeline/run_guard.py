@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -357,6 +358,30 @@ def open_run_folder(
 
         torch.distributed.barrier()
     return lock
+
+
+def add_run_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training programs' flags for the run folder: ``--resume``, ``--allow-config-change``
+    and ``--take-over-lock`` (read by :func:`run_in_folder` and the training functions)."""
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue output_dir's run from checkpoints/last.pt (refused if the config differs "
+        "from the checkpoint's in a key that changes the result; see --allow-config-change)",
+    )
+    parser.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="with --resume: continue with result-changing config changes (lr, batch size, "
+        "seed, model sizes, data, ...); recorded in the checkpoint and config.yaml",
+    )
+    parser.add_argument(
+        "--take-over-lock",
+        action="store_true",
+        help="take over the output folder's run.lock when it was written on another host "
+        "(whose run this host cannot check; only for a run you know is dead). A lock of a dead "
+        "run on this host is taken over without it; a live run's lock never is",
+    )
 
 
 def run_in_folder(

@@ -24,6 +24,7 @@ from pose_geometry.cameras import (
 from pose_geometry.checks import (
     check_floating,
     check_module_input,
+    check_non_negative,
     check_positive,
     check_same_device,
     check_same_dtype,
@@ -99,6 +100,7 @@ __all__ = [
     "axis_angle_to_rotmat",
     "check_floating",
     "check_module_input",
+    "check_non_negative",
     "check_positive",
     "check_same_device",
     "check_same_dtype",

@@ -13,6 +13,7 @@ from torch import Tensor
 __all__ = [
     "check_floating",
     "check_module_input",
+    "check_non_negative",
     "check_positive",
     "check_same_device",
     "check_same_dtype",
@@ -132,12 +133,34 @@ def check_positive(name: str, value: float | Tensor) -> None:
         ValueError: "`focal_length_px` must be finite and > 0, got -5.0" (for a tensor, the
             first offending value and its index).
     """
+    _check_bound(name, value, strict=True)
+
+
+def check_non_negative(name: str, value: float | Tensor) -> None:
+    """Raise ValueError unless `value` (a number or a small tensor) is finite and >= 0
+    everywhere (weights, confidences); boolean tensors always pass. Read once, like
+    :func:`check_positive`.
+
+    Raises:
+        ValueError: "`confidence` must be finite and >= 0, got -0.2 at index (1, 3)".
+    """
+    if isinstance(value, Tensor) and value.dtype == torch.bool:
+        return
+    _check_bound(name, value, strict=False)
+
+
+def _check_bound(name: str, value: float | Tensor, *, strict: bool) -> None:
+    rule = "> 0" if strict else ">= 0"
     if isinstance(value, Tensor):
-        bad = ~(torch.isfinite(value) & (value > 0))
+        ok = torch.isfinite(value) & ((value > 0) if strict else (value >= 0))
+        bad = ~ok
         if bool(bad.any()):
             index = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
             where = f" at index {index}" if index else ""
-            raise ValueError(f"`{name}` must be finite and > 0, got {float(value[index]):g}{where}")
+            raise ValueError(
+                f"`{name}` must be finite and {rule}, got {float(value[index]):g}{where}"
+            )
         return
-    if not (value > 0 and value != float("inf")):
-        raise ValueError(f"`{name}` must be finite and > 0, got {value!r}")
+    inside = value > 0 if strict else value >= 0
+    if not (inside and value != float("inf")):
+        raise ValueError(f"`{name}` must be finite and {rule}, got {value!r}")

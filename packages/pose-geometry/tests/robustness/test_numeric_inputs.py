@@ -159,3 +159,15 @@ def test_weak_perspective_without_the_scale_check_keeps_the_original_depth(s: fl
     expected_depth = 2 * 5000.0 / (224.0 * s + 1e-9)
     assert translation[0, 2].item() == pytest.approx(expected_depth, rel=1e-12)
     assert translation[0, :2].tolist() == [0.1, -0.2]
+
+
+@pytest.mark.parametrize("value", [-0.2, float("nan"), float("inf")])
+def test_check_non_negative_names_the_value_and_its_index(value: float) -> None:
+    weights = torch.ones(2, 4)
+    weights[1, 3] = value
+    with pytest.raises(
+        ValueError, match=r"`weights` must be finite and >= 0, got .* at index \(1, 3\)"
+    ):
+        pg.check_non_negative("weights", weights)
+    pg.check_non_negative("weights", torch.zeros(2, 4))  # zero is allowed
+    pg.check_non_negative("weights", torch.zeros(2, 4, dtype=torch.bool))

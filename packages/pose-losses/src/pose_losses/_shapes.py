@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from pose_geometry import check_floating, check_same_device, check_same_dtype, check_tensor
@@ -62,15 +61,3 @@ def check_weights_shape(
         raise ValueError(f"`{name}` must have shape {expected}, got {tuple(weights.shape)}")
     if like is not None:
         check_same_device(like[0], like[1], name, weights)
-
-
-def check_non_negative(name: str, weights: Tensor) -> None:
-    """Raise ValueError unless every weight is finite and >= 0 (one read of a small tensor)."""
-    if weights.dtype == torch.bool:
-        return
-    bad = ~(torch.isfinite(weights) & (weights >= 0))
-    if bool(bad.any()):
-        index = tuple(torch.nonzero(bad)[0].tolist())
-        raise ValueError(
-            f"`{name}` must be finite and >= 0, got {float(weights[index]):g} at index {index}"
-        )

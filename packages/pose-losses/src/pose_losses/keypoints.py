@@ -24,9 +24,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from pose_geometry import PELVIS_IDX_44, check_trailing_shape
+from pose_geometry import PELVIS_IDX_44, check_non_negative, check_trailing_shape
 from pose_losses._shapes import (
-    check_non_negative,
     check_reduction,
     check_samples_shape,
     check_weights_shape,
