@@ -16,6 +16,8 @@ host only with ``--take-over-lock``. ``--resume`` refuses a config that differs 
 checkpoint's in a key that changes the result (the keys that do not are listed in
 pipeline/run_guard.py) unless ``--allow-config-change``; ``losses.jsonl`` keeps each step once;
 ``config.yaml`` is written after these checks and records allowed changes.
+A start without ``--resume`` in a folder that holds an earlier run's files moves them to
+``previous/<time>/``, so no run overwrites another's.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ of a killed run just works), one of another host only with ``--take-over-lock``.
 refuses a config that differs from the checkpoint's in a key that changes the result (the keys
 that do not are listed in pipeline/run_guard.py) unless ``--allow-config-change``; the loss log
 keeps each step once; ``config.yaml`` is written after these checks and records allowed changes.
+A start without ``--resume`` in a folder that holds an earlier run's files moves them to
+``previous/<time>/``, so no run overwrites another's.
 """
 
 from __future__ import annotations
