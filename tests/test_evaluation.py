@@ -8,17 +8,13 @@ import numpy as np
 import pytest
 import torch
 from pipeline.config import LiftingConfig, apply_overrides
-from pipeline.evaluation import evaluate_regression
-from pipeline.lifting import (
-    build_lifting_model,
-    evaluate_lifting,
-    prepend_zero_pelvis,
-    train_lifting,
-)
+from pipeline.lifting_training import train_lifting
 from pipeline.runtime import DistributedContext
 from torch import nn
 
 import pose_geometry as pg
+from prohmr_model.evaluation import evaluate_lifting, evaluate_regression
+from prohmr_model.lifting import build_lifting_model, prepend_zero_pelvis
 
 
 class FixedLifter(nn.Module):
@@ -179,9 +175,9 @@ def test_lifting_model_trains_and_resumes(tmp_path) -> None:
         LiftingConfig(),
         [
             f"output_dir={tmp_path / 'out'}",
-            "hidden_features=32",
-            "flow_hidden_features=16",
-            "flow_num_layers=2",
+            "model.hidden_features=32",
+            "model.flow_hidden_features=16",
+            "model.flow_num_layers=2",
             "batch_size=8",
             "total_steps=6",
             "checkpoint_steps=3",
@@ -189,7 +185,7 @@ def test_lifting_model_trains_and_resumes(tmp_path) -> None:
     )
     ctx = DistributedContext(0, 1, 0, torch.device("cpu"))
     torch.manual_seed(0)
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     full = train_lifting(
         config, model=model, train_data=dataset, ctx=ctx, resume=False, progress=False
     )
@@ -199,12 +195,12 @@ def test_lifting_model_trains_and_resumes(tmp_path) -> None:
     # a second run from the step-3 checkpoint reproduces steps 4..6
     torch.manual_seed(0)
     partial_config = apply_overrides(config, [f"output_dir={tmp_path / 'out2'}"])
-    first = build_lifting_model(partial_config)
+    first = build_lifting_model(partial_config.model)
     train_lifting(
         partial_config, model=first, train_data=dataset, ctx=ctx, resume=False, progress=False,
         stop_after_step=3,
     )  # fmt: skip
-    resumed_model = build_lifting_model(partial_config)
+    resumed_model = build_lifting_model(partial_config.model)
     resumed = train_lifting(
         partial_config,
         model=resumed_model,

@@ -46,15 +46,16 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(checkpoint: Path):
-    from pipeline.fitting import freeze
     from pipeline.session import load_prohmr_checkpoint
+
+    from prohmr_model.fitting import freeze
 
     model, config = load_prohmr_checkpoint(checkpoint, device=torch.device("cpu"))
     return freeze(model), config
 
 
 def test_decoder_and_body_paths_match_the_model(loaded) -> None:
-    from pipeline.fitting import body_keypoints, flow_decoder
+    from prohmr_model.fitting import body_keypoints, flow_decoder
 
     model, _ = loaded
     generator = torch.Generator().manual_seed(0)
@@ -80,7 +81,7 @@ def test_decoder_and_body_paths_match_the_model(loaded) -> None:
 
 
 def test_frozen_decoder_equals_the_sampling_path_and_follows_no_stale_weights(loaded) -> None:
-    from pipeline.fitting import flow_decoder
+    from prohmr_model.fitting import flow_decoder
 
     model, _ = loaded
     generator = torch.Generator().manual_seed(1)
@@ -131,7 +132,7 @@ NEEDS_COMPILER = pytest.mark.skipif(
 
 @NEEDS_COMPILER
 def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
-    from pipeline.fitting import body_keypoints, flow_decoder
+    from prohmr_model.fitting import body_keypoints, flow_decoder
 
     model, _ = loaded
     generator = torch.Generator().manual_seed(2)
@@ -162,9 +163,8 @@ def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
 
 @NEEDS_COMPILER
 def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(loaded) -> None:
-    from pipeline.fitting import body_keypoints, flow_decoder
-
     from pose_fitting import KeypointFittingOptions, LBFGSOptions, StoppingRules, fit_keypoints
+    from prohmr_model.fitting import body_keypoints, flow_decoder
 
     model, _ = loaded
     generator = torch.Generator().manual_seed(4)
@@ -217,7 +217,7 @@ def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(load
 
 
 def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
-    from pipeline.fitting import flow_decoder
+    from prohmr_model.fitting import flow_decoder
 
     model, _ = loaded
     features = torch.zeros(1, model.backbone.num_features)
@@ -231,7 +231,7 @@ def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
 
 
 def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
-    from pipeline.fitting import fit_pose_gmm, load_pose_prior
+    from prohmr_model.fitting import fit_pose_gmm, load_pose_prior
 
     rng = np.random.default_rng(0)
     means = np.array([[2.0, 0.0, 0.0], [-2.0, 1.0, 0.0]])

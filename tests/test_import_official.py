@@ -228,7 +228,8 @@ def test_prohmr_import_reproduces_independent_outputs(official_prohmr, tmp_path)
 
 def test_unexpected_and_missing_keys_are_listed(official_prohmr) -> None:
     from pipeline.config import BodyConfig
-    from pipeline.official import CheckpointImportError
+
+    from prohmr_model.official import CheckpointImportError
 
     _, state, mean = official_prohmr
     tool = load_tool("import_official_checkpoint")
@@ -260,9 +261,9 @@ def test_lightning_metadata_objects_are_not_executed(official_prohmr, tmp_path) 
 
 def test_lifting_import_gives_identical_samples(tmp_path) -> None:
     from pipeline.config import LiftingConfig, _build
-    from pipeline.lifting import build_lifting_model
 
     from hmr_backbone import FCResNet
+    from prohmr_model.lifting import build_lifting_model
 
     gen = torch.Generator().manual_seed(2)
     backbone = FCResNet(in_features=34, hidden_features=32, out_features=32, num_blocks=2)
@@ -279,7 +280,7 @@ def test_lifting_import_gives_identical_samples(tmp_path) -> None:
     tool = load_tool("import_official_checkpoint")
     ours, _ = tool.import_lifting(tool.read_official(path), stats="stats.npz")
     config = _build(LiftingConfig, ours["config"], "", "test")
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     model.load_state_dict(ours["model"])
     model.eval()
     backbone.eval()
@@ -341,9 +342,8 @@ def test_lightning_metadata_with_dict_and_list_subclasses_is_read(
 
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
 def test_resnet_depth_is_inferred_for_every_supported_depth(depth) -> None:
-    from pipeline.official import infer_resnet_depth
-
     from hmr_backbone import ResNet
+    from prohmr_model.official import infer_resnet_depth
 
     with torch.device("meta"):
         keys = {f"backbone.{k}": None for k in ResNet(depth=depth).state_dict()}
@@ -352,9 +352,8 @@ def test_resnet_depth_is_inferred_for_every_supported_depth(depth) -> None:
 
 
 def test_resnet_depth_mismatches_are_refused() -> None:
-    from pipeline.official import CheckpointImportError, infer_resnet_depth
-
     from hmr_backbone import ResNet
+    from prohmr_model.official import CheckpointImportError, infer_resnet_depth
 
     with torch.device("meta"):
         keys = {f"backbone.{k}": None for k in ResNet(depth=34).state_dict()}

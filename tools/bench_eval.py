@@ -26,20 +26,16 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from bench_flows import baseline_sample, build_baseline, timed_pair
 from pipeline.config import ModelConfig
-from pipeline.model import build_prohmr
 from pipeline.synthetic import build_body_model
 
 import pose_geometry as pg
 import pose_metrics as pm
 from pose_flows.testing import perturb_parameters
+from prohmr_model.model import build_prohmr
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:

@@ -49,14 +49,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from pipeline.data import to_device
-from pipeline.fitting import body_keypoints, flow_decoder, freeze, regress
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
 import pose_data as pdata
 import pose_geometry as pg
 from pose_fitting import KeypointFittingOptions, StoppingRules, fit_keypoints
+from prohmr_model import to_device
+from prohmr_model.fitting import body_keypoints, flow_decoder, freeze, regress
 
 FULL_BODY = "body, full path (vertices)"
 STAND_IN = "stand-in"

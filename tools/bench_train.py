@@ -22,22 +22,19 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int) -> dict:
     from pipeline.config import ProHMRConfig
-    from pipeline.model import build_prohmr
     from pipeline.prohmr_training import generator_step_losses
     from pipeline.synthetic import build_body_model
 
     import pose_geometry as pg
     import pose_losses as pl
     from pose_flows.testing import perturb_parameters
+    from prohmr_model.model import build_prohmr
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

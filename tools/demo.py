@@ -40,24 +40,24 @@ import cv2
 import numpy as np
 import torch
 from pipeline.cli import at_least, check_output_args, positive_float
-from pipeline.evaluation import check_finite_predictions
-from pipeline.fitting import (
-    FIT_COLOUR,
-    body_keypoints,
-    flow_decoder,
-    freeze,
-    mesh_vertices,
-)
-from pipeline.model import VIRTUAL_CROP_PX
 from pipeline.runtime import pick_device
 from pipeline.session import load_prohmr_checkpoint
-from pipeline.visualize import MODE_COLOUR, render_hypotheses
 
 import pose_data as pdata
 import pose_geometry as pg
 from pose_body.render import Mesh, draw_keypoints, render_meshes, side_view
 from pose_data.io import atomic_write
 from pose_fitting import FittingCamera, KeypointFittingOptions, StoppingRules, fit_keypoints
+from prohmr_model.evaluation import check_finite_predictions
+from prohmr_model.fitting import (
+    FIT_COLOUR,
+    body_keypoints,
+    flow_decoder,
+    freeze,
+    mesh_vertices,
+)
+from prohmr_model.model import VIRTUAL_CROP_PX
+from prohmr_model.visualize import MODE_COLOUR, render_hypotheses
 
 TARGET_COLOUR = (1.0, 0.2, 0.2)
 FITTED_KEYPOINT_COLOUR = (0.2, 0.45, 1.0)

@@ -32,16 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.cli import at_least, check_output_args, positive_float
-from pipeline.data import to_device
-from pipeline.evaluation import check_finite_predictions
-from pipeline.fitting import (
-    body_keypoints,
-    flow_decoder,
-    freeze,
-    load_pose_prior,
-    pose_errors,
-    regress,
-)
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -55,6 +45,16 @@ from pose_fitting import (
     StoppingRules,
     fit_keypoints,
     fit_smplify,
+)
+from prohmr_model import to_device
+from prohmr_model.evaluation import check_finite_predictions
+from prohmr_model.fitting import (
+    body_keypoints,
+    flow_decoder,
+    freeze,
+    load_pose_prior,
+    pose_errors,
+    regress,
 )
 
 METHODS = ("mode", "prohmr_fit", "smplify")

@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from pipeline.cli import at_least, check_output_args
 from pipeline.config import LiftingConfig, _build
-from pipeline.lifting import build_lifting_model, error_vs_n_plot, evaluate_lifting
 from pipeline.runtime import load_checkpoint, load_model_state, pick_device
 
 from pose_data.lifting import LiftingDataset
+from prohmr_model.evaluation import error_vs_n_plot, evaluate_lifting
+from prohmr_model.lifting import build_lifting_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device)
     state = load_checkpoint(args.checkpoint, kind="lifting")
     config: LiftingConfig = _build(LiftingConfig, state["config"], "", str(args.checkpoint))
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     load_model_state(model, state["model"], path=args.checkpoint, what="lifting model")
     model.to(device).eval()
     test = LiftingDataset(args.test or config.val_file, stats_path=config.stats_file)

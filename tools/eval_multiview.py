@@ -27,16 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.cli import at_least, check_output_args, positive_float
-from pipeline.data import to_device
-from pipeline.evaluation import check_finite_predictions
-from pipeline.fitting import (
-    body_keypoints,
-    flow_decoder,
-    freeze,
-    pose_errors,
-    regress,
-    rotation_spread,
-)
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -44,6 +34,16 @@ import pose_data as pdata
 import pose_geometry as pg
 import pose_metrics as pm
 from pose_fitting import MultiviewOptions, StoppingRules, refine_multiview
+from prohmr_model import to_device
+from prohmr_model.evaluation import check_finite_predictions
+from prohmr_model.fitting import (
+    body_keypoints,
+    flow_decoder,
+    freeze,
+    pose_errors,
+    regress,
+    rotation_spread,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

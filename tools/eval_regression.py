@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.cli import at_least, check_output_args
-from pipeline.data import to_device
-from pipeline.evaluation import batch_images, check_finite_predictions
-from pipeline.lifting import error_vs_n_plot
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
 import pose_data as pdata
 import pose_geometry as pg
 import pose_metrics as pm
+from prohmr_model import to_device
+from prohmr_model.evaluation import batch_images, check_finite_predictions, error_vs_n_plot
 
 DEFAULT_NS = (1, 4, 16, 64, 256, 1024, 4096)
 

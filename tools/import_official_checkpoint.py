@@ -31,15 +31,22 @@ from typing import Any
 
 import torch
 from pipeline.cli import check_output_args
-from pipeline.config import BodyConfig, LiftingConfig, ProHMRConfig, config_to_dict
-from pipeline.official import (
+from pipeline.config import (
+    BodyConfig,
+    LiftingConfig,
+    LiftingModelConfig,
+    ProHMRConfig,
+    config_to_dict,
+)
+from pipeline.runtime import save_checkpoint
+from torch import Tensor
+
+from prohmr_model.official import (
     CheckpointImportError,
     infer_prohmr_sizes,
     load_strict,
     route_official_state_dict,
 )
-from pipeline.runtime import save_checkpoint
-from torch import Tensor
 
 
 class _Inert:
@@ -197,11 +204,11 @@ def _unreadable(path: Path, error: Exception) -> CheckpointImportError:
 
 def import_prohmr(checkpoint: dict[str, Any], body: BodyConfig) -> tuple[dict[str, Any], Any]:
     """Route, build the model with the implied sizes, load strictly; returns (our ckpt, report)."""
-    from pipeline.model import build_prohmr
     from pipeline.session import load_body_model
 
     from pose_body import load_mean_params
     from pose_losses import PoseDiscriminator
+    from prohmr_model.model import build_prohmr
 
     parts, report = route_official_state_dict(checkpoint, kind="prohmr")
     sizes = infer_prohmr_sizes(parts["model"])
@@ -242,7 +249,7 @@ def import_prohmr(checkpoint: dict[str, Any], body: BodyConfig) -> tuple[dict[st
 
 
 def import_lifting(checkpoint: dict[str, Any], *, stats: str) -> tuple[dict[str, Any], Any]:
-    from pipeline.lifting import build_lifting_model
+    from prohmr_model.lifting import build_lifting_model
 
     parts, report = route_official_state_dict(checkpoint, kind="lifting")
     state = parts["model"]
@@ -251,13 +258,15 @@ def import_lifting(checkpoint: dict[str, Any], *, stats: str) -> tuple[dict[str,
     layers = sum(1 for k in state if k.endswith(".log_scale"))
     config = replace(
         LiftingConfig(),
-        hidden_features=int(first.shape[0]),
-        flow_hidden_features=int(initial.shape[0]),
-        flow_num_layers=layers,
-        num_res_blocks=len({k.split(".")[2] for k in state if k.startswith("backbone.")}) - 1,
+        model=LiftingModelConfig(
+            hidden_features=int(first.shape[0]),
+            flow_hidden_features=int(initial.shape[0]),
+            flow_num_layers=layers,
+            num_res_blocks=len({k.split(".")[2] for k in state if k.startswith("backbone.")}) - 1,
+        ),
         stats_file=stats,
     )
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     load_strict(model, state, what="ProSkeleton model")
     ours = {
         "step": 0,

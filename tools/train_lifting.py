@@ -31,17 +31,18 @@ from pathlib import Path
 import torch
 from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
-from pipeline.lifting import build_lifting_model, train_lifting
+from pipeline.lifting_training import train_lifting
 from pipeline.run_guard import add_run_folder_arguments, run_in_folder
 from pipeline.runtime import DistributedContext, init_distributed, seed_everything
 from pipeline.synthetic import shared_data_dir
 
 from pose_data.lifting import LiftingDataset, LiftingDatasetFiles
+from prohmr_model.lifting import build_lifting_model
 
 CPU_DEFAULT = [
     "output_dir=outputs/lifting",
-    "hidden_features=256",
-    "flow_hidden_features=256",
+    "model.hidden_features=256",
+    "model.flow_hidden_features=256",
     "batch_size=64",
     "total_steps=3000",
     "checkpoint_steps=500",
@@ -116,7 +117,7 @@ def _run(args: argparse.Namespace, config: LiftingConfig, ctx: DistributedContex
         config, [f"train_file={train}", f"val_file={val}", f"stats_file={stats}"]
     )
     dataset = LiftingDataset(train, stats_path=stats)
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     started = time.perf_counter()
     result = train_lifting(
         config, model=model, train_data=dataset, ctx=ctx, resume=args.resume,

@@ -27,15 +27,15 @@ import cv2
 import numpy as np
 import torch
 from pipeline.cli import at_least, check_output_args, positive_float
-from pipeline.evaluation import check_finite_predictions
-from pipeline.fitting import FIT_COLOUR, flow_decoder, freeze, mesh_vertices
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
-from pipeline.visualize import MODE_COLOUR, denormalize
 
 import pose_data as pdata
 from pose_body.render import Mesh, render_meshes, rotate_about_vertical
 from pose_data.io import atomic_write
+from prohmr_model.evaluation import check_finite_predictions
+from prohmr_model.fitting import FIT_COLOUR, flow_decoder, freeze, mesh_vertices
+from prohmr_model.visualize import MODE_COLOUR, denormalize
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

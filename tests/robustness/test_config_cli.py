@@ -106,9 +106,9 @@ RANGE_CASES = [
     (ProHMRConfig, "output_dir", '""', "a non-empty string", "''"),
     (LiftingConfig, "batch_size", "0", ">= 1", "0"),
     (LiftingConfig, "lr", "0", "> 0 and finite", "0.0"),
-    (LiftingConfig, "flow_dropout", "1", r"in \[0, 1\)", "1.0"),
-    (LiftingConfig, "hidden_features", "0", ">= 1", "0"),
-    (LiftingConfig, "num_res_blocks", "-1", ">= 0", "-1"),
+    (LiftingConfig, "model.flow_dropout", "1", r"in \[0, 1\)", "1.0"),
+    (LiftingConfig, "model.hidden_features", "0", ">= 1", "0"),
+    (LiftingConfig, "model.num_res_blocks", "-1", ">= 0", "-1"),
     (LiftingConfig, "total_steps", "-1", ">= 0", "-1"),
     (LiftingConfig, "checkpoint_steps", "0", ">= 1", "0"),
 ]
@@ -141,7 +141,12 @@ def _sections(cls: type) -> dict[str, type]:
     return sections
 
 
-CONFIG_CLASSES = [ProHMRConfig, *_sections(ProHMRConfig).values(), LiftingConfig]
+CONFIG_CLASSES = [
+    ProHMRConfig,
+    *_sections(ProHMRConfig).values(),
+    LiftingConfig,
+    *_sections(LiftingConfig).values(),
+]
 
 
 @pytest.mark.parametrize("cls", CONFIG_CLASSES, ids=lambda c: c.__name__)
@@ -408,8 +413,9 @@ def test_missing_registry_file_is_named(tmp_path):
 
 
 def _build(model_config: ModelConfig, **kwargs):
-    from pipeline.model import build_prohmr
     from pipeline.synthetic import build_body_model
+
+    from prohmr_model.model import build_prohmr
 
     return build_prohmr(
         model_config,

@@ -19,15 +19,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from pipeline.config import LiftingConfig, ProHMRConfig, _build, config_to_dict
-from pipeline.evaluation import NonFinitePredictionError
-from pipeline.lifting import build_lifting_model
+from pipeline.config import (
+    LiftingConfig,
+    LiftingModelConfig,
+    ProHMRConfig,
+    _build,
+    config_to_dict,
+)
 from pipeline.runtime import CheckpointError, DistributedContext, load_checkpoint
 from pipeline.session import ProHMRSession, load_prohmr_checkpoint
 from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
 import pose_data as pdata
 from pose_flows.testing import perturb_parameters
+from prohmr_model.evaluation import NonFinitePredictionError
+from prohmr_model.lifting import build_lifting_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
@@ -82,12 +88,10 @@ def lifting_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train_file=str(folder / "train.npz"),
         val_file=str(folder / "test.npz"),
         stats_file=str(folder / "stats.npz"),
-        hidden_features=16,
-        flow_hidden_features=8,
-        flow_num_layers=2,
+        model=LiftingModelConfig(hidden_features=16, flow_hidden_features=8, flow_num_layers=2),
     )
     torch.manual_seed(0)
-    model = build_lifting_model(config)
+    model = build_lifting_model(config.model)
     model.initialized.fill_(True)  # random weights, ActNorm marked initialised (sampling needs it)
     perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
     path = folder / "lifting.pt"

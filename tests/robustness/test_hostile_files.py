@@ -109,7 +109,7 @@ def test_pickle_readers_refuse_a_hostile_pickle(reader, kind, tmp_path) -> None:
 
 
 def test_gmm_prior_file_is_refused(tmp_path) -> None:
-    from pipeline.fitting import load_pose_prior
+    from prohmr_model.fitting import load_pose_prior
 
     marker = tmp_path / "executed"
     path = write_hostile("pickle-in-data", tmp_path / "gmm_08.pkl", marker)

@@ -9,8 +9,9 @@ from pipeline.config import ModelConfig
 
 
 def _small_model():
-    from pipeline.model import build_prohmr
     from pipeline.synthetic import build_body_model
+
+    from prohmr_model.model import build_prohmr
 
     config = ModelConfig(
         backbone_depth=18, flow_hidden_features=8, fc_hidden_features=8, flow_num_layers=1

@@ -192,8 +192,8 @@ def lifting_data(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def lifting_argv(data: list[str], out: Path, *flags: str, steps: int = 6, changes=()) -> list[str]:
     return [
-        *data, "--no-progress", *flags, "--set", f"output_dir={out}", "hidden_features=32",
-        "flow_hidden_features=16", "flow_num_layers=2", "batch_size=8", f"total_steps={steps}",
+        *data, "--no-progress", *flags, "--set", f"output_dir={out}", "model.hidden_features=32",
+        "model.flow_hidden_features=16", "model.flow_num_layers=2", "batch_size=8", f"total_steps={steps}",
         "checkpoint_steps=2", *changes,
     ]  # fmt: skip
 
@@ -444,7 +444,7 @@ def test_prohmr_allowed_config_change_is_recorded(world: Path, prohmr_copy: Path
         ("lr=0.01", r"lr: 0\.0001 -> 0\.01"),
         ("batch_size=4", r"batch_size: 8 -> 4"),
         ("seed=5", r"seed: 0 -> 5"),
-        ("hidden_features=16", r"hidden_features: 32 -> 16"),
+        ("model.hidden_features=16", r"model\.hidden_features: 32 -> 16"),
         ("pose_3d_noise=0.01", r"pose_3d_noise: 0\.005 -> 0\.01"),
     ],
     ids=["lr", "batch_size", "seed", "model-size", "noise"],
@@ -651,7 +651,7 @@ def test_prohmr_non_finite_stop_after_resume_names_the_intact_checkpoint(
 def test_lifting_weights_turning_non_finite_are_not_checkpointed(
     lifting_data: list[str], tmp_path: Path, monkeypatch
 ) -> None:
-    import pipeline.lifting as lifting
+    import pipeline.lifting_training as lifting
 
     class PoisonedAdamW(torch.optim.AdamW):
         steps = 0

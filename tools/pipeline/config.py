@@ -34,12 +34,26 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+
+from prohmr_model.config import (
+    ANY,
+    NON_EMPTY,
+    BodyConfig,
+    Checked,
+    ConfigError,
+    ConfigValueError,
+    LiftingModelConfig,
+    ModelConfig,
+    Rule,
+    above,
+    at_least,
+    finite_number,
+)
 
 __all__ = [
     "BodyConfig",
@@ -59,78 +73,11 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
-    """A config file or override is malformed (unknown key, wrong type, value out of range)."""
-
-
-class ConfigValueError(ConfigError):
-    """A config value breaks its field's rule.
-
-    Attributes:
-        key: the dotted key (``train.batch_size``).
-        expected: the rule, in words (``>= 1``).
-        value: the value given.
-        source: the file the value came from, "overrides", or "" when the dataclass was built in
-            code.
-    """
-
-    def __init__(self, key: str, expected: str, value: Any, source: str = "") -> None:
-        self.key = key
-        self.expected = expected
-        self.value = value
-        self.source = source
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}`{key}` must be {expected}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class Rule:
-    """The condition a config value must meet: ``test(value)`` is true when it holds.
-
-    Attributes:
-        expected: the condition in words, as the error message shows it ('>= 1').
-        test: the check; an exception inside it counts as a failed check.
-    """
-
-    expected: str
-    test: Callable[[Any], bool]
-
-    def holds(self, value: Any) -> bool:
-        try:
-            return bool(self.test(value))
-        except (TypeError, ValueError):
-            return False
-
-
-def _number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-
-
-def at_least(low: float) -> Rule:
-    """A finite number >= ``low``."""
-    return Rule(f">= {low}", lambda v: _number(v) and v >= low)
-
-
-def above(low: float) -> Rule:
-    """A finite number > ``low``."""
-    return Rule(f"> {low} and finite", lambda v: _number(v) and v > low)
-
-
-def fraction_below_one() -> Rule:
-    """A probability that is not 1: in [0, 1)."""
-    return Rule("in [0, 1)", lambda v: _number(v) and 0 <= v < 1)
-
-
-def one_of(choices: typing.Iterable[Any]) -> Rule:
-    allowed = tuple(choices)
-    return Rule(f"one of {', '.join(map(repr, allowed))}", lambda v: v in allowed)
-
-
-ANY = Rule("anything", lambda v: True)
-NON_EMPTY = Rule("a non-empty string", lambda v: isinstance(v, str) and v.strip() != "")
 MIXING_WEIGHTS = Rule(
     "a non-empty mapping {dataset name: weight} with weights >= 0 and a positive sum",
-    lambda d: bool(d) and all(_number(w) and w >= 0 for w in d.values()) and sum(d.values()) > 0,
+    lambda d: (
+        bool(d) and all(finite_number(w) and w >= 0 for w in d.values()) and sum(d.values()) > 0
+    ),
 )
 
 
@@ -150,32 +97,8 @@ def _loss_weights_rule() -> Rule:
     )
 
 
-def _backbone_depths() -> tuple[int, ...]:
-    from hmr_backbone import RESNET_LAYOUTS
-
-    return tuple(sorted(RESNET_LAYOUTS))
-
-
-def _flow_couplings() -> tuple[str, ...]:
-    from pose_flows.glow import Coupling
-
-    return typing.get_args(Coupling)
-
-
-class _Checked:
-    """Checks a config dataclass's fields against its ``RULES`` table after construction."""
-
-    RULES: ClassVar[dict[str, Rule]] = {}
-
-    def __post_init__(self) -> None:
-        for name, rule in self.RULES.items():
-            value = getattr(self, name)
-            if not rule.holds(value):
-                raise ConfigValueError(name, rule.expected, value)
-
-
 @dataclass(frozen=True)
-class DataConfig(_Checked):
+class DataConfig(Checked):
     """Which datasets to train and validate on, by registry name (``tools/configs/datasets.yaml``).
 
     Attributes:
@@ -221,72 +144,7 @@ class DataConfig(_Checked):
 
 
 @dataclass(frozen=True)
-class BodyConfig(_Checked):
-    """Body model files. ``model_path: procedural`` uses pose-body's procedural model.
-
-    Attributes:
-        model_path: SMPL_NEUTRAL.pkl / .npz, or 'procedural'.
-        extra_regressor_path: SMPL_to_J19.pkl (ignored for 'procedural').
-        h36m_regressor_path: optional J_regressor_h36m.npy.
-        mean_params_path: smpl_mean_params.npz ('cam' and 'shape' initialise the FC head).
-    """
-
-    model_path: str = "data/smpl/SMPL_NEUTRAL.pkl"
-    extra_regressor_path: str = "data/SMPL_to_J19.pkl"
-    h36m_regressor_path: str = ""
-    mean_params_path: str = "data/smpl_mean_params.npz"
-
-    RULES: ClassVar[dict[str, Rule]] = {
-        "model_path": NON_EMPTY,
-        "extra_regressor_path": ANY,
-        "h36m_regressor_path": ANY,
-        "mean_params_path": NON_EMPTY,
-    }
-
-
-@dataclass(frozen=True)
-class ModelConfig(_Checked):
-    """Network sizes (defaults: the published ProHMR model, as in ``tools/configs/prohmr.yaml``).
-
-    Attributes:
-        backbone_weights: weights for the ResNet when a model is built for training (ImageNet
-            torchvision file, or a checkpoint with ``backbone_weights_prefix``); '' = random
-            init. A relative path is taken from the working folder, like the other paths.
-        backbone_weights_prefix: prefix of the backbone entries in that file ('' for an
-            ImageNet file, 'backbone.' for an official ProHMR checkpoint).
-    """
-
-    backbone_depth: int = 50
-    backbone_weights: str = ""
-    backbone_weights_prefix: str = ""
-    flow_num_layers: int = 4
-    flow_hidden_features: int = 1024
-    flow_num_blocks: int = 2
-    flow_coupling: str = "additive"
-    flow_dropout: float = 0.5
-    flow_batch_norm: bool = True
-    fc_hidden_features: int = 1024
-    focal_length: float = 5000.0
-    discriminator: bool = True
-
-    RULES: ClassVar[dict[str, Rule]] = {
-        "backbone_depth": one_of(_backbone_depths()),
-        "backbone_weights": ANY,
-        "backbone_weights_prefix": ANY,
-        "flow_num_layers": at_least(1),
-        "flow_hidden_features": at_least(1),
-        "flow_num_blocks": at_least(0),
-        "flow_coupling": one_of(_flow_couplings()),
-        "flow_dropout": fraction_below_one(),
-        "flow_batch_norm": ANY,
-        "fc_hidden_features": at_least(1),
-        "focal_length": above(0),
-        "discriminator": ANY,
-    }
-
-
-@dataclass(frozen=True)
-class TrainConfig(_Checked):
+class TrainConfig(Checked):
     """Optimisation and logging (facts §7, §11, §14)."""
 
     batch_size: int = 64
@@ -325,7 +183,7 @@ class TrainConfig(_Checked):
 
 
 @dataclass(frozen=True)
-class SyntheticConfig(_Checked):
+class SyntheticConfig(Checked):
     """The embedded synthetic world (tools/make_synthetic.py)."""
 
     output_dir: str = "outputs/synthetic"
@@ -346,7 +204,7 @@ class SyntheticConfig(_Checked):
 
 
 @dataclass(frozen=True)
-class ProHMRConfig(_Checked):
+class ProHMRConfig(Checked):
     """A whole ProHMR experiment."""
 
     output_dir: str = "outputs/prohmr"
@@ -360,20 +218,14 @@ class ProHMRConfig(_Checked):
 
 
 @dataclass(frozen=True)
-class LiftingConfig(_Checked):
+class LiftingConfig(Checked):
     """The lifting model (facts §10, §14 proskeleton.yaml)."""
 
     output_dir: str = "outputs/lifting"
     train_file: str = ""
     val_file: str = ""
     stats_file: str = ""
-    hidden_features: int = 1024
-    num_res_blocks: int = 2
-    flow_num_layers: int = 4
-    flow_hidden_features: int = 1024
-    flow_num_blocks: int = 2
-    flow_dropout: float = 0.5
-    flow_batch_norm: bool = True
+    model: LiftingModelConfig = field(default_factory=LiftingModelConfig)
     batch_size: int = 64
     total_steps: int = 300_000
     lr: float = 1e-4
@@ -391,13 +243,6 @@ class LiftingConfig(_Checked):
         "train_file": ANY,
         "val_file": ANY,
         "stats_file": ANY,
-        "hidden_features": at_least(1),
-        "num_res_blocks": at_least(0),
-        "flow_num_layers": at_least(1),
-        "flow_hidden_features": at_least(1),
-        "flow_num_blocks": at_least(0),
-        "flow_dropout": fraction_below_one(),
-        "flow_batch_norm": ANY,
         "batch_size": at_least(1),
         "total_steps": at_least(0),
         "lr": above(0),

@@ -13,9 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
 import yaml
 from torch.utils.data import Sampler
 
@@ -228,14 +226,3 @@ class StepBatchSampler(Sampler[list[int]]):
         for step in range(self.start_step, self.total_steps):
             base = (step * self.world_size + self.rank) * self.batch_size
             yield list(range(base, base + self.batch_size))
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor of a nested batch to ``device`` (strings and numbers stay)."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch

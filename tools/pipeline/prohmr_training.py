@@ -24,16 +24,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 import pose_geometry as pg
 import pose_losses as pl
+from prohmr_model import to_device
+from prohmr_model.losses import discriminator_inputs, gt_pose_6d, nll_targets, prohmr_loss
+from prohmr_model.model import ProHMR, ProHMROutput
 
 from .config import ProHMRConfig, config_to_dict
-from .data import StepBatchSampler, to_device
-from .model import ProHMR, ProHMROutput, gt_pose_6d, nll_targets, prohmr_loss
+from .data import StepBatchSampler
 from .run_guard import begin_training
 from .runtime import (
     DistributedContext,
@@ -104,12 +105,6 @@ def _unwrap(module: torch.nn.Module) -> Any:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-def _discriminator_inputs(output: ProHMROutput) -> tuple[Tensor, Tensor]:
-    body_pose = output.body_pose.reshape(-1, 23, 3, 3)
-    betas = output.betas.reshape(-1, output.betas.shape[-1])
-    return body_pose, betas
-
-
 def generator_step_losses(
     model: Any,
     discriminator: Any,
@@ -132,13 +127,9 @@ def generator_step_losses(
         output = model(
             batch["img"], num_samples=num_samples, generator=generator, target_pose_6d=targets
         )
-    weights = _loss_weights(config)
-    combined, terms = prohmr_loss(batch, output, weights=weights)
-    if discriminator is not None:
-        body_pose, betas = _discriminator_inputs(output)
-        scores = discriminator(body_pose, betas).reshape(*output.betas.shape[:2], -1)
-        terms = {**terms, "adversarial": pl.lsgan_generator_loss(scores)}
-        combined = pl.combine_losses(terms, weights)
+    combined, _ = prohmr_loss(
+        batch, output, weights=_loss_weights(config), discriminator=discriminator
+    )
     return combined, output
 
 
@@ -310,7 +301,7 @@ def train_prohmr(
             if disc is not None and mocap is not None:
                 real = to_device(next(mocap), device)
                 real_pose = pg.axis_angle_to_rotmat(real["body_pose"].float().reshape(-1, 23, 3))
-                body_pose, betas = _discriminator_inputs(output)
+                body_pose, betas = discriminator_inputs(output)
                 # one call for fake and real (no batch-dependent layers): one DDP forward
                 scores = disc(
                     torch.cat([body_pose.detach(), real_pose]),

@@ -12,15 +12,15 @@ from torch.utils.data import default_collate
 import pose_data as pdata
 import pose_losses as pl
 from pose_body import BodyModel, load_mean_params
+from prohmr_model.evaluation import evaluate_regression, mean_pose_keypoints
+from prohmr_model.model import ProHMR, build_prohmr
+from prohmr_model.visualize import save_prediction_grid
 
 from .config import ProHMRConfig
 from .data import DatasetEntry, DatasetRegistry, load_registry
-from .evaluation import evaluate_regression, mean_pose_keypoints
-from .model import ProHMR, build_prohmr
 from .prohmr_training import TrainResult, train_prohmr
 from .runtime import DistributedContext
 from .synthetic import build_body_model, generate_synthetic_world
-from .visualize import save_prediction_grid
 
 __all__ = [
     "ProHMRSession",

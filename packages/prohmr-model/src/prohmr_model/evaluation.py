@@ -13,24 +13,30 @@ were NaN or infinite, so the program exits non-zero instead of printing NaN mean
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 import pose_geometry as pg
 import pose_metrics as pm
 
-from .data import to_device
+from .batch import to_device
+from .lifting import ProSkeleton, lifting_batch, prepend_zero_pelvis
 from .model import ProHMR
 
 __all__ = [
     "NonFinitePredictionError",
     "RegressionEvaluation",
     "check_finite_predictions",
+    "error_vs_n_plot",
+    "evaluate_lifting",
     "evaluate_regression",
     "mean_pose_keypoints",
 ]
@@ -201,3 +207,120 @@ def mean_pose_keypoints(
         betas=torch.from_numpy(np.asarray(betas, np.float32)).reshape(1, -1),
     )
     return output.keypoints[0]
+
+
+@torch.no_grad()
+def evaluate_lifting(
+    model: ProSkeleton,
+    dataset: Any,
+    *,
+    ns: Sequence[int] = (1, 10, 100, 1000, 4096),
+    kmeans_ns: Sequence[int] = (),
+    gaussian_sigmas_m: Sequence[float] = (0.01, 0.10, 0.20),
+    training_poses: Tensor | None = None,
+    batch_size: int = 8,
+    device: torch.device | None = None,
+    seed: int = 0,
+    source: str = "the model",
+) -> dict[str, Any]:
+    """Mode and best-of-n MPJPE / PA-MPJPE (mm, 17 joints with the zero pelvis), k-means n,
+    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict.
+
+    Raises:
+        NonFinitePredictionError: naming ``source`` (e.g. "checkpoint last.pt") and the count,
+            if the model predicts a NaN or infinite pose.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    num = max(ns)
+    accumulator = pm.MetricAccumulator()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    train_17 = None
+    if training_poses is not None:
+        train_17 = prepend_zero_pelvis(training_poses.to(device).float())
+    for number, batch in enumerate(loader):
+        batch = to_device(batch, device)
+        keypoints_2d, target = lifting_batch(batch)
+        output = model(keypoints_2d, num_samples=num, generator=generator)
+        row = number * batch_size
+        check_finite_predictions(
+            output.keypoints_3d,
+            source=source,
+            where=f" for test rows {row}-{row + len(keypoints_2d) - 1}",
+        )
+        predictions = prepend_zero_pelvis(output.keypoints_3d)
+        gt = prepend_zero_pelvis(target)
+        result = pm.best_of_n(predictions, gt, root_idx=0)
+        values: dict[str, Tensor] = {
+            "mode_mpjpe": result.mode_mpjpe,
+            "mode_pa_mpjpe": result.mode_pa_mpjpe,
+        }
+        for n in ns:
+            first = result.best_of_first(n)
+            values[f"best{n}_mpjpe"] = first.mpjpe
+            values[f"best{n}_pa_mpjpe"] = first.pa_mpjpe
+        for k in kmeans_ns:
+            clustered = pm.kmeans_best_of_k(
+                predictions, gt, num_clusters=k, root_idx=0, generator=generator
+            )
+            values[f"kmeans{k}_mpjpe"] = clustered.min_mpjpe
+            values[f"kmeans{k}_pa_mpjpe"] = clustered.min_pa_mpjpe
+        for sigma in gaussian_sigmas_m:
+            samples = pm.gaussian_baseline_samples(
+                predictions[:, 0], num_samples=num, sigma_m=sigma, generator=generator
+            )
+            scored = pm.best_of_n(samples, gt, root_idx=0)
+            for n in ns:
+                first = scored.best_of_first(n)
+                tag = f"gauss{round(sigma * 100)}cm_best{n}"
+                values[f"{tag}_mpjpe"] = first.mpjpe
+                values[f"{tag}_pa_mpjpe"] = first.pa_mpjpe
+        if train_17 is not None:
+            drawn = pm.training_set_baseline_samples(
+                train_17, num_images=len(gt), num_samples=num, generator=generator
+            )
+            scored = pm.best_of_n(drawn, gt, root_idx=0)
+            for n in ns:
+                first = scored.best_of_first(n)
+                values[f"trainset_best{n}_mpjpe"] = first.mpjpe
+                values[f"trainset_best{n}_pa_mpjpe"] = first.pa_mpjpe
+        accumulator.add({k: v.cpu() for k, v in values.items()})
+    overall = accumulator.summarize()[0]
+    summary = {name: item.mean for name, item in overall.metrics.items()}
+    return {"summary": summary, "accumulator": accumulator, "ns": list(ns)}
+
+
+def error_vs_n_plot(
+    summary: dict[str, float], ns: Sequence[int], path: str | Path, *, title: str
+) -> Path:
+    """Seed Fig. 4: best-of-n error against log n for the model and the baselines (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("mpjpe", "pa_mpjpe"), strict=True):
+        series = {"model": "best{n}"}
+        for key in sorted({k.split("_best")[0] for k in summary if "_best" in k}):
+            series[key] = key + "_best{n}"
+        for label, pattern in series.items():
+            values = [summary.get(f"{pattern.format(n=n)}_{metric}", math.nan) for n in ns]
+            if all(math.isnan(v) for v in values):
+                continue
+            axis.plot(ns, values, marker="o", label=label)
+        axis.set_xscale("log")
+        axis.set_xlabel("number of hypotheses n")
+        axis.set_ylabel(f"best-of-n {metric.upper().replace('_', '-')} (mm)")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(title)
+    figure.tight_layout()
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=110)
+    plt.close(figure)
+    temporary.replace(destination)
+    return destination

@@ -13,7 +13,7 @@ import pose_geometry as pg
 from pose_body.render import Mesh, render_meshes
 from pose_data.io import atomic_write
 
-from .data import to_device
+from .batch import to_device
 
 __all__ = ["MODE_COLOUR", "SAMPLE_COLOURS", "render_hypotheses", "save_prediction_grid"]
 

@@ -17,21 +17,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 import pose_geometry as pg
-import pose_losses as pl
 from hmr_backbone import ResNet, load_backbone_weights
 from pose_body import BodyModel
 from pose_flows import SMPLFlowHead
 
 from .config import ModelConfig
 
-__all__ = ["ProHMR", "ProHMROutput", "build_prohmr", "gt_pose_6d", "nll_targets", "prohmr_loss"]
+__all__ = ["VIRTUAL_CROP_PX", "ProHMR", "ProHMROutput", "build_prohmr", "project_normalized"]
 
 VIRTUAL_CROP_PX = 224.0
 
@@ -210,75 +208,6 @@ def project_normalized(points: Tensor, translation: Tensor, focal_length: float)
         center_px=torch.zeros(2, dtype=points.dtype, device=points.device),
         translation=translation,
     )
-
-
-def gt_pose_6d(smpl_params: dict[str, Tensor]) -> Tensor:
-    """(B, 3) + (B, 69) axis-angle ground truth -> (B, 144) 6D, joint-major (facts §2.2)."""
-    global_orient = smpl_params["global_orient"].reshape(-1, 1, 3)
-    body_pose = smpl_params["body_pose"].reshape(-1, 23, 3)
-    rotmats = pg.axis_angle_to_rotmat(torch.cat([global_orient, body_pose], dim=1))
-    return pg.rotmat_to_rot6d(rotmats).reshape(-1, 144)
-
-
-def nll_targets(
-    batch: dict[str, Any], *, noise_std: float, generator: torch.Generator | None = None
-) -> Tensor:
-    """(B, 144) ground-truth 6D poses (+ N(0, noise_std²) noise), NaN rows where not annotated.
-
-    Facts §7.2: only images with ``has_smpl_params['body_pose'] > 0`` enter the NLL; in training
-    Gaussian noise of std 0.005 is added in the 6D space.
-    """
-    smpl = batch["smpl_params"]
-    target = gt_pose_6d({k: v.float() for k, v in smpl.items()})
-    if noise_std > 0:
-        target = pl.add_target_noise(target, std=noise_std, generator=generator)
-    valid = batch["has_smpl_params"]["body_pose"].bool()
-    return torch.where(valid[:, None], target, torch.full_like(target, float("nan")))
-
-
-def prohmr_loss(
-    batch: dict[str, Any], output: ProHMROutput, *, weights: pl.LossWeights
-) -> tuple[pl.CombinedLoss, dict[str, Tensor]]:
-    """All generator terms of facts §7.2 except the adversarial one (the trainer adds it).
-
-    Returns the combined loss and the raw terms.
-    """
-    keypoints_2d = batch["keypoints_2d"].float()
-    keypoints_3d = batch["keypoints_3d"].float()
-    terms: dict[str, Tensor] = {}
-    loss_2d = pl.keypoint_2d_loss(
-        output.keypoints_2d, keypoints_2d[..., :2], confidence=keypoints_2d[..., 2]
-    )
-    loss_3d = pl.keypoint_3d_loss(
-        output.keypoints_3d, keypoints_3d[..., :3], confidence=keypoints_3d[..., 3]
-    )
-    for name, value in (("keypoints_2d", loss_2d), ("keypoints_3d", loss_3d)):
-        split = pl.split_mode_expectation(value)
-        terms[f"{name}_mode"] = split.mode
-        terms[f"{name}_expectation"] = split.expectation
-    smpl = batch["smpl_params"]
-    has = batch["has_smpl_params"]
-    gt_global = pg.axis_angle_to_rotmat(smpl["global_orient"].float().reshape(-1, 1, 3))
-    gt_body = pg.axis_angle_to_rotmat(smpl["body_pose"].float().reshape(-1, 23, 3))
-    for name, pred, target, flag in (
-        ("global_orient", output.global_orient, gt_global, has["global_orient"]),
-        ("body_pose", output.body_pose, gt_body, has["body_pose"]),
-        ("betas", output.betas, smpl["betas"].float(), has["betas"]),
-    ):
-        value = pl.smpl_parameter_loss(pred, target, flag.float())
-        split = pl.split_mode_expectation(value)
-        terms[f"{name}_mode"] = split.mode
-        terms[f"{name}_expectation"] = split.expectation
-    ortho = pl.rot6d_orthonormality_loss(output.pose_6d.reshape(*output.pose_6d.shape[:2], 24, 6))
-    terms["orthonormal_mode"] = ortho[:, 0].mean()
-    terms["orthonormal_expectation"] = (
-        ortho[:, 1:].mean() if ortho.shape[1] > 1 else ortho.new_zeros(())
-    )
-    if output.target_log_prob is not None and output.target_log_prob.numel() > 0:
-        terms["nll"] = pl.negative_log_likelihood(output.target_log_prob)
-    else:
-        terms["nll"] = output.pose_6d.sum() * 0.0
-    return pl.combine_losses(terms, weights), terms
 
 
 def build_prohmr(
