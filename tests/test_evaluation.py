@@ -67,7 +67,7 @@ def test_lifting_mode_error_uses_17_joints_with_the_zero_pelvis() -> None:
     )
     summary = result["summary"]
     # root_idx 0 is the exact zero pelvis, so every other joint is off by exactly 100 mm:
-    # the mean over 17 joints is 100 * 16 / 17 mm (facts §10.4).
+    # the mean over 17 joints is 100 * 16 / 17 mm (docs/evaluation.md#lifting-evaluation).
     assert summary["mode_mpjpe"] == pytest.approx(100.0 * 16 / 17, rel=1e-5)
     assert summary["best1_mpjpe"] == pytest.approx(summary["mode_mpjpe"], rel=1e-6)
     assert summary["best8_mpjpe"] <= summary["best1_mpjpe"] + 1e-6

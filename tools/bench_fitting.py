@@ -1,4 +1,4 @@
-"""Benchmark ProHMR keypoint fitting: joints-only body path vs the full body model (ARCH §8.3).
+"""Benchmark ProHMR keypoint fitting: joints-only body path vs the full body model.
 
     python tools/bench_fitting.py --checkpoint outputs/default/checkpoints/last.pt
     python tools/bench_fitting.py --checkpoint ckpt.pt --batch-sizes 1 32 --iterations 30 \\

@@ -1,6 +1,6 @@
 """Benchmark: one ProHMR training step at the published model sizes; seconds and peak memory.
 
-One step = generator forward with mode + 1 sample (facts §7.1), every loss of facts §7.2,
+One step = generator forward with mode + 1 sample, every loss of docs/training.md,
 backward and AdamW step, then the discriminator step on a mocap batch of 2 x batch. Published
 sizes: ResNet-50 at 224 px, flow D 144 / 4 layers / hidden 1024 / 2 blocks, FC head 1024; the
 body model is pose-body's procedural model (SMPL's 6890-vertex layout; keypoints through the

@@ -8,14 +8,14 @@
         --keypoint-dir ../shared/data/openpose/prohmr_example/keypoints --out demo_out
     python tools/demo.py --checkpoint ckpt.pt --image photo.jpg --box 10 20 200 400
 
-As the original demo (facts §8.1, §5.3): every person with OpenPose keypoints gets a square box
-(1.2 x the extent of its detected keypoints; ``--box X Y W H`` or SPIN's ``--bbox-json`` give
-one directly), the crop is regressed (the mode, pink, and ``--num-samples`` - 1 random samples in
-other colours), then the mode is refined by keypoint fitting on z, betas and camera (L-BFGS,
+As the original demo (docs/fitting.md#keypoint-fitting): every person with OpenPose keypoints gets a
+square box (1.2 x the extent of its detected keypoints; ``--box X Y W H`` or SPIN's ``--bbox-json``
+give one directly), the crop is regressed (the mode, pink, and ``--num-samples`` - 1 random samples
+in other colours), then the mode is refined by keypoint fitting on z, betas and camera (L-BFGS,
 ``--max-iters`` outer iterations, 10 as the original demo), in the crop (the original demo's
 default) or in the full image (``--full-frame``, focal 5000 px). Without keypoints there is no
-fitting. Works with the procedural body model or a real SMPL file (``--set
-body.model_path=...``) and any checkpoint of this project (imported official ones included).
+fitting. Works with the procedural body model or a real SMPL file (``--set body.model_path=...``)
+and any checkpoint of this project (imported official ones included).
 
 Written per person (``<image stem>_p<k>``): ``_regression.png`` (input with keypoints | mode |
 mode + samples | samples from the side), ``_fit.png`` (OpenPose keypoints in red and the fitted

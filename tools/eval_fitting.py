@@ -1,4 +1,4 @@
-"""ProHMR keypoint fitting vs an SMPLify baseline on held-out images (facts §8.1, §9.2).
+"""ProHMR keypoint fitting vs an SMPLify baseline on held-out images (docs/evaluation.md).
 
     python tools/eval_fitting.py --checkpoint outputs/default/checkpoints/last.pt
     python tools/eval_fitting.py --checkpoint ckpt.pt --dataset H36M-VAL-P2 --focal-px 5000 \\
@@ -328,7 +328,7 @@ def evaluate_batch(
 def _full_frame_translation(
     camera: torch.Tensor, batch: dict, focal_px: torch.Tensor
 ) -> torch.Tensor:
-    """(B, 3) full-image translation of the crop cameras with a per-image focal (facts §2.5)."""
+    """(B, 3) full-image translation of the crop cameras with a per-image focal."""
     return pg.crop_camera_to_full_frame_translation(
         camera,
         box_center_px=batch["box_center"].float(),

@@ -1,4 +1,4 @@
-"""Evaluate a lifting checkpoint (facts §10.4): mode, best-of-n, k-means n, baselines, plot.
+"""Evaluate a lifting checkpoint: mode, best-of-n, k-means n, baselines, plot.
 
     python tools/eval_lifting.py --checkpoint outputs/lifting/checkpoints/last.pt
 

@@ -1,4 +1,4 @@
-"""Multi-view refinement: one person seen by several cameras, before and after (facts §8.2, §9.2).
+"""Multi-view refinement: one person seen by several cameras, before and after (docs/evaluation.md).
 
     python tools/eval_multiview.py --checkpoint outputs/default/checkpoints/last.pt
     python tools/eval_multiview.py --checkpoint ckpt.pt --dataset H36M-VAL-MULTIVIEW \\

@@ -1,4 +1,4 @@
-"""Evaluate a ProHMR checkpoint with the paper's protocols (facts §9; seed §5.2–5.3).
+"""Evaluate a ProHMR checkpoint with the paper's protocols (docs/evaluation.md).
 
     python tools/eval_regression.py --checkpoint outputs/default/checkpoints/last.pt
     python tools/eval_regression.py --checkpoint ckpt.pt --dataset H36M-VAL-P2 3DPW-TEST \\

@@ -1,4 +1,4 @@
-"""Make 2D-to-3D lifting datasets (facts §10): train/test npz + training 2D statistics.
+"""Make 2D-to-3D lifting datasets: train/test npz + training 2D statistics (docs/data.md).
 
     python tools/make_lifting_dataset.py cmu --cmu-dir ../shared/data/cmu_mocap --out-dir lifting
     python tools/make_lifting_dataset.py h36m --data-3d data_3d_h36m.npz --cameras cameras.pkl \\

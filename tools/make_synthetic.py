@@ -1,9 +1,9 @@
-"""Generate the embedded synthetic world (ARCHITECTURE §4) in the ProHMR formats.
+"""Generate the embedded synthetic world in the ProHMR formats (docs/data.md).
 
     python tools/make_synthetic.py                       # outputs/synthetic, the default size
     python tools/make_synthetic.py --num-train 5000 --image-size 160 --out outputs/synth_big
 
-Writes ``train.npz`` / ``val.npz`` (image npz, facts §5.1), ``multiview.pkl`` (facts §5.2),
+Writes ``train.npz`` / ``val.npz`` (image npz), ``multiview.pkl`` (multiview pickle),
 ``mocap.npz`` (discriminator), ``mean_params.npz``, ``images/`` and ``info.json``. Poses come from
 the CMU clips in ``../shared/data/cmu_mocap`` retargeted to SMPL (or ``$POSE_SHARED_DATA``), or a
 joint-limit sampler when those are absent (or with ``--no-mocap``). Deterministic from ``--seed``;

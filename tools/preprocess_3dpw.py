@@ -1,4 +1,4 @@
-"""Convert the original 3DPW sequence pickles to a ProHMR npz (facts §6.2).
+"""Convert the original 3DPW sequence pickles to a ProHMR npz (docs/data.md#converters).
 
     python tools/preprocess_3dpw.py --root /data/3DPW --split test --out data/datasets/3dpw_test.npz
 

@@ -1,4 +1,4 @@
-"""Convert the original Human3.6M files to ProHMR npz files (facts §6.1, without its bugs).
+"""Convert the original Human3.6M files to ProHMR npz files (docs/data.md#converters).
 
     python tools/preprocess_h36m.py --root /data/h36m --out-dir data/datasets \\
         --split train val val-p2 multiview [--extract-images data/h36m] [--cameras cameras.pkl]

@@ -1,4 +1,4 @@
-"""Convert Mannequin Challenge SMPL annotations to ProHMR's multiview pickle (facts §5.2).
+"""Convert Mannequin Challenge SMPL annotations to ProHMR's multiview pickle (docs/data.md).
 
     python tools/preprocess_mannequin.py --annotations annotations.pkl \\
         --trajectories trajectories/ --out data/datasets/mannequin.pkl [--max-views 8]

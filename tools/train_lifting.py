@@ -1,4 +1,4 @@
-"""Train the probabilistic 2D-to-3D lifting model (ProSkeleton, facts §10).
+"""Train the probabilistic 2D-to-3D lifting model (ProSkeleton, docs/model.md).
 
     python tools/train_lifting.py                 # CMU lifting set from ../shared/data, CPU-sized
     python tools/train_lifting.py --train h36m_train.npz --val h36m_val_p2.npz \\

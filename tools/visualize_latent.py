@@ -1,4 +1,4 @@
-"""Walk the latent space of the pose flow around the mode (the seed's Fig. 9) and render a grid.
+"""Walk the latent space of the pose flow around the mode and render a grid.
 
     python tools/visualize_latent.py --checkpoint outputs/default/checkpoints/last.pt
     python tools/visualize_latent.py --checkpoint ckpt.pt --dataset SYNTH-VAL --index 3 \\

@@ -105,11 +105,11 @@ class DataConfig(Checked):
         registry: dataset registry YAML; relative paths inside it resolve against ``data_root``.
         data_root: folder the registry's relative paths start from (env ``POSE_DATA_ROOT``
             overrides it when set).
-        train: {dataset name: mixing weight}; weights sum to 1 (facts §5.7).
+        train: {dataset name: mixing weight}; weights sum to 1 (docs/training.md#data-mixing).
         val: {dataset name: weight} for validation batches.
         mocap: registry name of the mocap npz for the discriminator ('' = no discriminator).
         image_size: crop side in pixels (224 published).
-        augment: apply the training augmentation of facts §5.4.
+        augment: apply the training augmentation (docs/training.md#augmentation).
         num_workers: DataLoader worker processes.
 
     The names are checked against the registry when a run starts (``check_config_datasets``).
@@ -145,7 +145,7 @@ class DataConfig(Checked):
 
 @dataclass(frozen=True)
 class TrainConfig(Checked):
-    """Optimisation and logging (facts §7, §11, §14)."""
+    """Optimisation and logging (docs/training.md#optimiser-and-schedule)."""
 
     batch_size: int = 64
     total_steps: int = 500_000
@@ -219,7 +219,7 @@ class ProHMRConfig(Checked):
 
 @dataclass(frozen=True)
 class LiftingConfig(Checked):
-    """The lifting model (facts §10, §14 proskeleton.yaml)."""
+    """A lifting run: data, model sizes, optimisation (docs/training.md#lifting-model-training)."""
 
     output_dir: str = "outputs/lifting"
     train_file: str = ""

@@ -46,7 +46,7 @@ class DatasetEntry:
         image_dir: folder the npz's ``imgname`` entries are relative to.
         keypoint_list: evaluation keypoints (indices into the 44 layout) or None.
         keypoint_list_name: the name of that list ('lsp14', ...), '' if none.
-        use_hips: the original's USE_HIPS flag (kept for reference; facts §15.14).
+        use_hips: the original's USE_HIPS flag (keypoint fitting only; docs/data.md).
         mean_stats: normalisation statistics npz (lifting), or None.
         made_by: the program (with its arguments) that writes ``file``, '' if none is recorded.
     """

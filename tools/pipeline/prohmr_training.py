@@ -1,6 +1,6 @@
-"""The ProHMR training loop (facts §7, §11): manual generator/discriminator steps.
+"""The ProHMR training loop (docs/training.md#training-step): manual generator/discriminator steps.
 
-Per step: generator forward with mode + (N-1) samples, all losses of facts §7.2 with the
+Per step: generator forward with mode + (N-1) samples, all losses of docs/training.md with the
 configured weights, AdamW step; then the discriminator on this step's detached predictions and
 a mocap batch. ActNorm is initialised on the first batch before the model is wrapped in DDP, so
 every rank starts from rank 0's initialised weights. AMP (CUDA only) covers the backbone; the flow
@@ -400,7 +400,7 @@ def _validate(
     writer: Any,
     step: int,
 ) -> dict[str, float]:
-    """One validation batch with ``num_val_samples`` (facts §11: limit_val_batches = 1)."""
+    """One validation batch with ``num_val_samples`` (docs/training.md#training-step)."""
     device = next(model.parameters()).device
     state = generator.get_state()
     batch = to_device(val_batch_fn(), device)

@@ -1,11 +1,11 @@
-"""The embedded synthetic world (ARCHITECTURE §4): rendered procedural bodies in ProHMR's format.
+"""The embedded synthetic world (docs/data.md): rendered procedural bodies in ProHMR's format.
 
 For every image: a pose (CMU motion capture retargeted to SMPL when ``../shared/data/cmu_mocap``
 is there, else the joint-limit sampler), random betas, a random heading and tilt, a perspective
 camera with a random focal length and distance, a random background (gradients and blobs) and
 light; pose-body's procedural model is posed with smplx and drawn by pose-body's software
 renderer, each body part in its own colour (left and right differ). Written per split in the npz
-format of facts §5.1 (2D/3D keypoints in the 44 layout, SMPL parameters with the global
+image npz format (2D/3D keypoints in the 44 layout, SMPL parameters with the global
 orientation in the camera frame, boxes of 1.2 x the keypoint extent), plus a mocap npz for the
 discriminator, a multiview pickle (one pose seen by several cameras) and mean parameters for the
 FC head. Deterministic from the seed.

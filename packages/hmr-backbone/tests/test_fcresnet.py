@@ -5,7 +5,7 @@ from hmr_backbone import FCResNet
 
 
 def prohmr_lifting_backbone_entries(num_blocks=2, in_features=34, hidden=1024):
-    """The state dict of ProHMR's lifting backbone, written from facts §12.2 (without prefix)."""
+    """The state dict of ProHMR's lifting backbone (docs/checkpoints.md#lifting-keys), no prefix."""
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     entries = {
         "fc_layers.0.fc_block.0.weight": (hidden, in_features),

@@ -130,7 +130,7 @@ def test_smpl_flip_of_a_rotation_is_the_mirrored_rotation():
         np.testing.assert_allclose(rotmat(flipped[j]), expected, atol=1e-12)
 
 
-def test_smpl_body_pose_flip_index_matches_the_facts():
+def test_smpl_body_pose_flip_index_matches_the_original():
     expected_start = [3, 4, 5, 0, 1, 2, 6, 7, 8, 12, 13, 14, 9, 10, 11, 15, 16, 17]
     assert list(SMPL_BODY_POSE_FLIP_INDEX_69[:18]) == expected_start
     assert list(SMPL_BODY_POSE_FLIP_INDEX_69[-6:]) == [66, 67, 68, 63, 64, 65]

@@ -33,7 +33,7 @@ def _reproject(data, row):
     )
 
 
-def test_lifting_indices_follow_the_facts():
+def test_lifting_indices_follow_the_original():
     assert LIFTING_2D_EXTRA_IDX == (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 17, 18)
     assert LIFTING_3D_EXTRA_IDX == (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 17, 18)
 

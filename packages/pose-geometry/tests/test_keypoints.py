@@ -31,7 +31,7 @@ from pose_geometry.keypoints import (
 )
 
 # The 44-layout flip permutation and the 69-d body-pose flip index list, written out as in the
-# ProHMR reference (facts sections 4.3 and 5.6).
+# ProHMR reference (docs/conventions.md#flips).
 EXPECTED_FLIP_44 = [
     0, 1, 5, 6, 7, 2, 3, 4, 8, 12, 13, 14, 9, 10, 11, 16, 15, 18, 17, 22, 23, 24, 19, 20, 21,
     30, 29, 28, 27, 26, 25, 36, 35, 34, 33, 32, 31, 37, 38, 39, 40, 41, 42, 43,

@@ -6,7 +6,7 @@ from pose_losses import PoseDiscriminator, lsgan_discriminator_loss, lsgan_gener
 
 
 def prohmr_discriminator_entries():
-    """Name -> shape of ProHMR's `discriminator.` state dict (facts §12.1, prefix removed)."""
+    """Name -> shape of ProHMR's `discriminator.` state dict (prefix removed)."""
     entries = {
         "D_conv1.weight": (32, 9, 1, 1),
         "D_conv1.bias": (32,),
@@ -32,7 +32,7 @@ def prohmr_discriminator_entries():
 
 
 def reference_scores(disc, body_pose, betas):
-    """Facts §7.3 step by step, with explicit per-joint loops."""
+    """The discriminator of docs/training.md#discriminator step by step, with per-joint loops."""
     relu = torch.relu
     m = body_pose.shape[0]
     x = body_pose.reshape(m, 23, 9)  # row-major matrix entries

@@ -55,7 +55,7 @@ def test_keypoint_3d_loss_uses_keypoint_39_as_pelvis_by_default():
 
 
 def test_keypoint_3d_loss_for_lifting_has_no_alignment_and_no_confidence():
-    # facts §10.2: |gt - pred| summed over 16 joints x 3 coordinates.
+    # The lifting loss: |gt - pred| summed over 16 joints x 3 coordinates.
     target = torch.zeros(1, 16, 3)
     pred = torch.zeros(1, 2, 16, 3)
     pred[0, 1, 0] = torch.tensor([1.0, -2.0, 0.5])

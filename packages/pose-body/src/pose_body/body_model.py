@@ -2,7 +2,7 @@
 
 `BodyModel` wraps smplx's ``SMPLLayer``, fed with arrays loaded by this package (smplx's
 ``data_struct`` argument, so smplx never opens a pickle and chumpy is never needed), and adds
-the keypoints ProHMR uses (facts §4.1):
+the keypoints ProHMR uses (docs/conventions.md#keypoints):
 
 - keypoints 0..24, OpenPose BODY_25 order: SMPL joints and the vertices smplx picks for the
   nose, eyes, ears, toes and heels, selected by `pose_geometry.SMPLX_JOINTS_TO_BODY25`;

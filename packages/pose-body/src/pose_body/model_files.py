@@ -630,7 +630,7 @@ class MeanParams:
     Attributes:
         pose_6d: (144,) the file's ``pose`` key: 24 rotations in 6D, joint-major. In SPIN's file
             each 6-vector is a row-major (3, 2) matrix, i.e. (R00, R01, R10, R11, R20, R21),
-            not ProHMR's column layout; ProHMR does not use it (facts §13).
+            not ProHMR's column layout; ProHMR does not use it (docs/conventions.md#6d-rotations).
         betas: (10,) the ``shape`` key, added to the FC head's betas output.
         camera: (3,) the ``cam`` key (s, tx, ty), added to the FC head's camera output.
     """

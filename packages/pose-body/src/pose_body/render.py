@@ -5,9 +5,9 @@ camera-frame points in metres with x right, y down, z forward (away from the cam
 ``u = fx·x/z + cx``, ``v = fy·y/z + cy``. Integer pixel coordinates are pixel centres (OpenCV's
 convention): pixel (row r, column c) is the square of centre (u, v) = (c, r), so a point
 projecting to (u, v) lands in column ``round(u)`` and row ``round(v)``. ProHMR's crops use
-fx = fy = 5000 and the principal point at the crop centre (facts §2.5, §2.6); a body model
-posed with ``transl`` from `pose_geometry.weak_perspective_to_translation` is already in this
-camera frame.
+fx = fy = 5000 and the principal point at the crop centre (docs/conventions.md#cameras); a body
+model posed with ``transl`` from `pose_geometry.weak_perspective_to_translation` is already in
+this camera frame.
 
 Rasterisation is vectorised: every triangle is expanded to the pixel centres of its bounding
 box, barycentric coordinates decide coverage, depth is interpolated perspective-correctly and a

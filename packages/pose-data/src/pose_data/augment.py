@@ -1,4 +1,6 @@
-"""Crop and augmentation of one example, as ProHMR's ``get_example`` (facts §5.4–5.6).
+"""Crop and augmentation of one example, as ProHMR's ``get_example``.
+
+See docs/training.md#augmentation.
 
 Every step is a pure NumPy/OpenCV function; :func:`crop_and_augment` chains them in the original
 order. Randomness is confined to :func:`sample_augmentation`, which draws every parameter of one
@@ -68,15 +70,15 @@ __all__ = [
     "transform_points_2d",
 ]
 
-#: ImageNet RGB mean on the [0, 1] scale (facts §0); images are normalised as
+#: ImageNet RGB mean on the [0, 1] scale; images are normalised as
 #: (x - 255·mean) / (255·std) on 0..255 values.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-#: ImageNet RGB standard deviation on the [0, 1] scale (facts §0).
+#: ImageNet RGB standard deviation on the [0, 1] scale (docs/conventions.md#image-normalisation).
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 #: Index list into the 69-number SMPL body pose (23 joints x 3, joint 1 first): the flipped pose
-#: takes ``body_pose[SMPL_BODY_POSE_FLIP_INDEX_69]`` (left/right joints swapped; facts §5.6),
-#: derived from ``pose_geometry.SMPL_FLIP_PERMUTATION``.
+#: takes ``body_pose[SMPL_BODY_POSE_FLIP_INDEX_69]`` (left/right joints swapped;
+#: docs/conventions.md#flips), derived from ``pose_geometry.SMPL_FLIP_PERMUTATION``.
 SMPL_BODY_POSE_FLIP_INDEX_69: tuple[int, ...] = tuple(
     3 * (source - 1) + k for source in SMPL_FLIP_PERMUTATION[1:] for k in range(3)
 )
@@ -93,7 +95,9 @@ def _is_real(value: object) -> bool:
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """Ranges and probabilities of the training augmentation (defaults: ProHMR's, facts §5.4).
+    """Ranges and probabilities of the training augmentation (defaults: ProHMR's).
+
+    See docs/training.md#augmentation.
 
     Attributes:
         scale_factor: crop side multiplied by ``1 + clip(N(0,1), -1, 1) * scale_factor``.
@@ -102,7 +106,8 @@ class AugmentationConfig:
         translation_factor: box centre moved by ``clip(N(0,1), -1, 1) * translation_factor``
             times the box side, in x and in y independently (always applied).
         flip_probability: horizontal flip probability (ProHMR: DO_FLIP and FLIP_AUG_RATE).
-        extreme_crop_probability: probability of the EFT-style extreme crop (facts §5.5).
+        extreme_crop_probability: probability of the EFT-style extreme crop
+            (docs/training.md#extreme-cropping).
         color_scale: each RGB channel multiplied by a factor uniform in
             ``[1 - color_scale, 1 + color_scale]``.
     """
@@ -161,7 +166,7 @@ class AugmentationParams:
             on screen, the 3D keypoints by R_z(-rotation_deg)).
         flip: mirror horizontally.
         extreme_crop: apply the extreme crop.
-        extreme_crop_draw: uniform [0, 1) draw choosing the extreme-crop type (facts §5.5).
+        extreme_crop_draw: uniform [0, 1) draw choosing the extreme-crop type.
         translation: (tx, ty) box-centre shift in units of the box side.
         color: per-channel (R, G, B) factors.
     """
@@ -180,7 +185,7 @@ _NUM_DRAWS = 11
 
 
 def sample_augmentation(config: AugmentationConfig, rng: np.random.Generator) -> AugmentationParams:
-    """Draw the augmentation of one example (facts §5.4).
+    """Draw the augmentation of one example (docs/training.md#augmentation).
 
     Always draws the same 11 numbers from ``rng`` in a fixed order (tx, ty, scale, rotation gate,
     rotation, flip, extreme-crop gate, extreme-crop type, three colour factors), whatever the
@@ -293,7 +298,7 @@ def flip_keypoints_3d(
 
 
 def flip_smpl_pose(pose: np.ndarray) -> np.ndarray:
-    """Mirror an SMPL axis-angle pose (facts §5.6).
+    """Mirror an SMPL axis-angle pose (docs/conventions.md#flips).
 
     The 23 body joints take the rotation of their mirror joint (left/right swapped, spine,
     neck and head kept), then the y and z components of every joint, the global orientation
@@ -331,7 +336,7 @@ def in_plane_rotation_matrix(rotation_deg: float) -> np.ndarray:
 
 
 def rotate_keypoints_3d(keypoints: np.ndarray, rotation_deg: float) -> np.ndarray:
-    """Rotate 3D keypoints about the camera axis by R_z(-rotation_deg) (facts §5.4 step 5).
+    """Rotate 3D keypoints about the camera axis by R_z(-rotation_deg) (augmentation step 4).
 
     Args:
         keypoints: (..., K, C) with C >= 3: (x, y, z, ...) metres; further channels (confidence)
@@ -370,7 +375,7 @@ def rotate_global_orient(global_orient: np.ndarray, rotation_deg: float) -> np.n
 
 
 # ---------------------------------------------------------------------------------------------
-# Boxes and extreme cropping (facts §5.5)
+# Boxes and extreme cropping (docs/training.md#extreme-cropping)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -446,7 +451,7 @@ def extreme_crop_box(
     *,
     draw: float,
 ) -> tuple[np.ndarray, float]:
-    """EFT-style extreme crop of a box from its 44 pixel keypoints (facts §5.5).
+    """EFT-style extreme crop of a box from its 44 pixel keypoints.
 
     If the full body is visible: ``draw`` < 0.7 crops to the hips (zeroes the lower legs and
     feet, factor 1.1), < 0.9 to the shoulders (factor 1.2), else to the head (factor 1.3). If
@@ -581,7 +586,7 @@ def normalize_image(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> np.ndarray:
-    """Colour-scale, clip and normalise an RGB image; HWC -> CHW (facts §5.4 step 9).
+    """Colour-scale, clip and normalise an RGB image; HWC -> CHW (augmentation step 7).
 
     Per channel c: ``(clip(x * color[c], 0, 255) - 255·mean[c]) / (255·std[c])``.
 
@@ -813,7 +818,7 @@ def crop_and_augment(
     std: Sequence[float] = IMAGENET_STD,
     image_reduction: int = 1,
 ) -> CroppedExample:
-    """Crop and augment one example in the order of ProHMR's ``get_example`` (facts §5.4).
+    """Crop and augment one example in the order of ProHMR's ``get_example``.
 
     1. extreme crop of the box (if drawn), from the original 2D keypoints; 2. centre translated
     by (tx, ty) x box side; 3. 3D keypoints flipped, then rotated by R_z(-rot); 4. image warped

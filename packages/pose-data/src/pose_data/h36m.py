@@ -8,18 +8,18 @@ Expected layout of the original dataset (as downloaded, one folder per subject):
     <root>/S1/Videos/Directions 1.54138969.mp4                              video (for frames)
 
 File names are "<Action>.<camera id>.<ext>"; the action becomes "Directions_1" (spaces -> "_"),
-and "_ALL" files are skipped, as in ProHMR's ``preprocess_h36m.py`` (facts §6.1). The CDF
+and "_ALL" files are skipped, as in ProHMR's ``preprocess_h36m.py``. The CDF
 variable ``Pose`` holds (1, T, 96) (3D) or (1, T, 64) (2D) numbers: 32 joints per frame.
 
-Output rows (one per kept frame and camera; facts §5.1): ``imgname``, ``center``, ``scale``
-(box side in pixels), ``extra_keypoints_2d`` (n, 19, 3) and ``extra_keypoints_3d`` (n, 19, 4)
-(17 joints via ``pose_geometry.H36M32_TO_44``, metres, root-centred on the pelvis, confidence
-1; extra 13 and 15 stay 0), plus ``subject``, ``action``, ``camera``, ``frame`` (0-based pose
-frame), ``pelvis_3d`` (n, 3) (the subtracted pelvis, camera axes, metres, so absolute joints
-can be recovered) and, when calibrations are given, ``focal_px``, ``center_px``, ``radial``,
-``tangential``.
+Output rows (one per kept frame and camera; docs/data.md#the-image-npz): ``imgname``,
+``center``, ``scale`` (box side in pixels), ``extra_keypoints_2d`` (n, 19, 3) and
+``extra_keypoints_3d`` (n, 19, 4) (17 joints via ``pose_geometry.H36M32_TO_44``, metres,
+root-centred on the pelvis, confidence 1; extra 13 and 15 stay 0), plus ``subject``, ``action``,
+``camera``, ``frame`` (0-based pose frame), ``pelvis_3d`` (n, 3) (the subtracted pelvis, camera
+axes, metres, so absolute joints can be recovered) and, when calibrations are given,
+``focal_px``, ``center_px``, ``radial``, ``tangential``.
 
-Differences from ProHMR's script (its bugs, facts §15.19, are not reproduced): splits are
+Differences from ProHMR's script (docs/original-quirks.md#human36m-preprocessing): splits are
 chosen by explicit subject and camera lists; the output file's folder is created, not a folder
 with the file's name; masks are read with the current h5py API; extracted image i is video
 frame i (ProHMR wrote frame i + 1 for pose i); the multiview grouping keeps every frame and
@@ -437,7 +437,7 @@ def group_h36m_multiview(
     *,
     min_views: int = 2,
 ) -> ConversionReport:
-    """Group a converted Human3.6M npz by instant into ProHMR's multiview pickle (facts §5.2).
+    """Group a converted Human3.6M npz by instant into ProHMR's multiview pickle.
 
     Rows with the same subject, action and frame (from the npz's ``subject`` / ``action`` /
     ``frame`` arrays, or parsed from ``imgname`` for ProHMR's own files) form one element,

@@ -118,7 +118,7 @@ H36M17_TO_44: tuple[int, ...] = (
 #: The four Human3.6M cameras, in the order of the dataset (and of VideoPose3D's 2D files).
 H36M_CAMERA_IDS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 
-#: Protocol 2 evaluates on the frontal camera only (facts §6.1).
+#: Protocol 2 evaluates on the frontal camera only (docs/evaluation.md#human36m-protocol-2).
 H36M_PROTOCOL2_CAMERA: str = "60457274"
 
 #: Training and evaluation subjects (S2, S3, S4 have no public 3D ground truth; S10 is withheld).

@@ -1,9 +1,9 @@
 """The ProHMR/SPIN image dataset npz format: validated reader and the PyTorch dataset.
 
-File format (facts §5.1): one row per person instance; ``imgname``, ``center``, ``scale`` are
-required, every other key defaults to zeros as in the original. ``scale`` is the **box side in
-pixels** (SPIN files store pixels / 200: convert them with :func:`pose_data.spin_npz_to_prohmr`).
-A 2-D ``scale`` (n, k) is reduced to its row maximum.
+File format (docs/data.md#the-image-npz): one row per person instance; ``imgname``, ``center``,
+``scale`` are required, every other key defaults to zeros as in the original. ``scale`` is the **box
+side in pixels** (SPIN files store pixels / 200: convert them with
+:func:`pose_data.spin_npz_to_prohmr`). A 2-D ``scale`` (n, k) is reduced to its row maximum.
 
 Randomness and resuming: item ``i`` of an :class:`ImageDataset` is a pure function of
 ``(seed, epoch, i)``: its augmentation is drawn from ``numpy.random.default_rng([seed, epoch,
@@ -49,7 +49,7 @@ __all__ = [
     "read_prohmr_npz",
 ]
 
-#: OpenPose body keypoints whose 3D confidence ImageDataset zeroes (facts §4.4).
+#: OpenPose body keypoints whose 3D confidence ImageDataset zeroes (docs/conventions.md#keypoints).
 _ZEROED_BODY_3D = tuple(range(1, 15))
 
 _NUMERIC_KEYS: dict[str, tuple[int, ...]] = {
@@ -186,7 +186,7 @@ def _load_source(source: object) -> tuple[dict[str, np.ndarray], str]:
 
 
 def read_prohmr_npz(source: str | os.PathLike[str] | Mapping[str, Any]) -> ImageAnnotations:
-    """Read and validate an image dataset in the ProHMR npz format (facts §5.1).
+    """Read and validate an image dataset in the ProHMR npz format (docs/data.md#the-image-npz).
 
     Args:
         source: the ``.npz`` path, or a mapping of the same arrays.
@@ -289,7 +289,7 @@ def _check_seed(name: str, value: object) -> int:
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Crops of people from an image dataset in the ProHMR npz format (facts §5.1, §5.4).
+    """Crops of people from an image dataset in the ProHMR npz format (docs/data.md#items).
 
     Each item is a dict (the default ``collate_fn`` batches it):
 
@@ -311,7 +311,8 @@ class ImageDataset(torch.utils.data.Dataset):
     ==========================  =============  =================================================
 
     The 3D confidences of the OpenPose body keypoints 1..14 are zeroed, as in the original
-    (facts §4.4; ``zero_body_keypoints_3d_confidence=False`` keeps them).
+    (docs/original-quirks.md#zeroed-3d-confidences;
+    ``zero_body_keypoints_3d_confidence=False`` keeps them).
 
     Args:
         npz_path: the ``.npz`` file, a mapping of its arrays, or :class:`ImageAnnotations`.
@@ -321,7 +322,7 @@ class ImageDataset(torch.utils.data.Dataset):
             ignored when ``train`` is False.
         image_size: crop side S in pixels (224 in ProHMR; any positive size works).
         mean, std: RGB normalisation on the [0, 1] scale (ImageNet by default).
-        use_hips, keypoint_list: the dataset's evaluation options (facts §4.5), stored as
+        use_hips, keypoint_list: the dataset's evaluation options (docs/data.md), stored as
             attributes for the evaluation and fitting code; they do not change the items.
         seed: non-negative seed of the per-item generators.
         check_images: check at construction that every image exists (FileNotFoundError with

@@ -4,7 +4,7 @@ Every writer validates its arrays first and then writes to a temporary file in t
 folder, which is renamed over the destination only when the write succeeded. An interrupted run
 therefore leaves either the previous file or no file, never a half-written one.
 
-Formats (facts §5.1–5.3):
+Formats (docs/data.md):
 
 - image dataset npz: one row per person instance (:func:`write_prohmr_npz`);
 - multiview pickle: a list of frames, every value with a leading view dimension
@@ -47,7 +47,8 @@ __all__ = [
     "write_prohmr_npz",
 ]
 
-#: Trailing shape of every per-example array of the image dataset npz format (facts §5.1).
+#: Trailing shape of every per-example array of the image dataset npz format
+#: (docs/data.md#the-image-npz).
 #: ``scale`` may also be (n, k); the reader then takes the row maximum.
 PROHMR_NPZ_SHAPES: dict[str, tuple[int, ...]] = {
     "imgname": (),
@@ -137,7 +138,9 @@ def write_prohmr_npz(
     gender: Sequence[str] | np.ndarray | None = None,
     extra: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Validate and atomically write an image dataset in the ProHMR npz format (facts §5.1).
+    """Validate and atomically write an image dataset in the ProHMR npz format.
+
+    The format: docs/data.md#the-image-npz.
 
     Args:
         path: destination ``.npz``.
@@ -208,7 +211,7 @@ def write_prohmr_npz(
 def write_mocap_npz(
     path: str | os.PathLike[str], *, body_pose: np.ndarray, betas: np.ndarray
 ) -> Path:
-    """Write the mocap npz of the discriminator (facts §5.3) atomically.
+    """Write the mocap npz of the discriminator (docs/data.md#mocap-npz) atomically.
 
     Args:
         body_pose: (n, 72) SMPL axis-angle, global orientation first (the reader drops it).
@@ -230,7 +233,7 @@ _MULTIVIEW_REQUIRED = ("imgname", "center", "scale")
 def write_multiview_pickle(
     path: str | os.PathLike[str], frames: Sequence[Mapping[str, Any]]
 ) -> Path:
-    """Write the multiview (batched) pickle of facts §5.2 atomically.
+    """Write the multiview (batched) pickle (docs/data.md#multiview-pickle) atomically.
 
     Args:
         frames: one mapping per instant; every value has a leading view dimension V (the same

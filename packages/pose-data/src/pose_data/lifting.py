@@ -1,6 +1,6 @@
-"""Datasets for the probabilistic 2D-to-3D lifting model (facts §5.3, §10).
+"""Datasets for the probabilistic 2D-to-3D lifting model (docs/data.md#lifting-files).
 
-Files: a standard image npz (facts §5.1) whose ``extra_keypoints_2d`` (n, 19, 3) hold the 17
+Files: a standard image npz whose ``extra_keypoints_2d`` (n, 19, 3) hold the 17
 2D joints in pixels and whose ``extra_keypoints_3d`` (n, 19, 4) hold the joints in metres,
 ROOT-RELATIVE (pelvis = extra 14 at the origin), confidence 1; plus a statistics npz with
 ``mean`` and ``std`` (17, 2) of the 2D joints of the TRAINING split. The model reads:

@@ -1,4 +1,6 @@
-"""Mannequin Challenge: per-frame SMPL annotations -> ProHMR's multiview pickle (facts §5.2).
+"""Mannequin Challenge: per-frame SMPL annotations -> ProHMR's multiview pickle.
+
+Output format: docs/data.md#multiview-pickle.
 
 In the Mannequin Challenge videos people hold still while the camera moves, so the frames of
 one person are views of one pose: ProHMR evaluates multiview refinement on them. Each element

@@ -1,4 +1,6 @@
-"""Weighted mixing of datasets and resumable, rank-sharded sample streams (facts §5.7).
+"""Weighted mixing of datasets and resumable, rank-sharded sample streams.
+
+See docs/training.md#data-mixing.
 
 The training stream is a sequence of *positions* 0, 1, 2, ... Position p of a
 :class:`MixedDataset` is a pure function of ``(seed, p)``: a generator
@@ -8,10 +10,10 @@ then draws that row's augmentation. :class:`MixedSampler` hands rank r of W the 
 optimiser steps with a per-rank batch of B, resume with ``start=k * B`` and the same seed and
 world size to continue the exact same stream. Nothing depends on worker count or timing.
 
-Difference from the original (facts §5.7, §15.12): the original ignores the index and draws
-from torch's global generator (not reproducible across workers or resumption) and returns None
-when the weights sum to less than the draw; here weights must sum to 1 within 1e-6 and the
-stream is keyed by position.
+Difference from the original (docs/original-quirks.md#mixing-keyed-by-position): the original
+ignores the index and draws from torch's global generator (not reproducible across workers or
+resumption) and returns None when the weights sum to less than the draw; here weights must sum
+to 1 within 1e-6 and the stream is keyed by position.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""The multiview (batched) pickle of ProHMR: all views of one instant as one item (facts §5.2).
+"""The multiview (batched) pickle of ProHMR: all views of one instant as one item.
+
+Format: docs/data.md#multiview-pickle.
 
 The file is a pickled list; each element is a dict whose values all have a leading view
 dimension V: ``imgname`` (V,), ``center`` (V, 2), ``scale`` (V,), optionally ``body_pose``
@@ -124,7 +126,7 @@ def read_multiview_pickle(
 
 
 class MultiviewDataset(torch.utils.data.Dataset):
-    """All views of one instant per item, from a multiview pickle (facts §5.2).
+    """All views of one instant per item, from a multiview pickle (docs/data.md#multiview-pickle).
 
     Item (V views):
 

@@ -12,12 +12,12 @@ The body may be BODY_25 (75 numbers) or COCO-18 (54 numbers, placed at the BODY_
 same joints; MidHip and the feet stay zero). Undetected joints are zeros (confidence 0). A file
 with no people is a valid, empty result.
 
-Boxes (facts §5.3): centre of the min/max box of the valid keypoints, side = 1.2 x its larger
-extent. The original demo calls a keypoint valid when **y > 0** (facts §15.17); here the default
-is **confidence > 0**, which is what "detected" means in OpenPose's output (undetected joints
-are written as (0, 0, 0), so the two agree on real files except for a detection exactly on the
-top image row). ``valid_by="y_positive"`` restores the original rule. People with fewer than two
-valid keypoints have no box and are skipped (the original crashed on images without people).
+Boxes (docs/data.md#openpose-files): centre of the min/max box of the valid keypoints, side = 1.2 x
+its larger extent. The original demo calls a keypoint valid when **y > 0**; here the default is
+**confidence > 0**, which is what "detected" means in OpenPose's output (undetected joints are
+written as (0, 0, 0), so the two agree on real files except for a detection exactly on the top image
+row). ``valid_by="y_positive"`` restores the original rule. People with fewer than two valid
+keypoints have no box and are skipped (the original crashed on images without people).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = [
 #: File extensions (lower case) listed as images by :func:`openpose_to_npz`.
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-#: BODY_25 slot of each COCO-18 OpenPose keypoint (the 3DPW preprocessing map, facts §6.2).
+#: BODY_25 slot of each COCO-18 OpenPose keypoint (the original's 3DPW preprocessing map).
 _COCO18_TO_BODY25 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 _PERSON_KEYS = ("pose_keypoints_2d", "pose_keypoints", "body_parts", "joints")
 
@@ -150,7 +150,7 @@ def read_openpose_json(path: str | os.PathLike[str]) -> OpenPoseFrame:
 def openpose_boxes(
     keypoints: np.ndarray, *, rescale: float = 1.2, valid_by: str = "confidence"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Boxes of people from their keypoints (facts §5.3).
+    """Boxes of people from their keypoints (docs/data.md#openpose-files).
 
     Args:
         keypoints: (P, K, 3) (x_px, y_px, confidence).

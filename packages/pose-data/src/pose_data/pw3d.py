@@ -1,4 +1,4 @@
-"""3DPW: the original ``sequenceFiles/*.pkl`` -> ProHMR npz (facts §6.2).
+"""3DPW: the original ``sequenceFiles/*.pkl`` -> ProHMR npz (docs/data.md#converters).
 
 Expected layout of the original dataset::
 

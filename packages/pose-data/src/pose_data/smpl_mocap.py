@@ -1,4 +1,6 @@
-"""The mocap npz of SMPL parameters read by the discriminator's data loader (facts §5.3).
+"""The mocap npz of SMPL parameters read by the discriminator's data loader.
+
+See docs/data.md#mocap-npz.
 
 File: ``body_pose`` (n, 72) SMPL axis-angle (global orientation first, dropped here) and
 ``betas`` (n, 10). Write one with :func:`pose_data.write_mocap_npz`.

@@ -3,7 +3,8 @@
 SPIN's preprocessed files store ``imgname``, ``center``, ``scale`` (box side / 200), ``part``
 (n, J, 3) 2D keypoints in pixels with confidence, ``S`` (n, J, 4) 3D keypoints (metres, camera
 frame, confidence), optionally ``pose`` (n, 72), ``shape`` (n, 10), ``has_smpl`` (n,),
-``openpose`` (n, 25, 3) detections and ``gender``. ProHMR's layout (facts §5.1) differs:
+``openpose`` (n, 25, 3) detections and ``gender``. ProHMR's layout (docs/data.md#the-image-npz)
+differs:
 
 - ``scale`` is multiplied by 200 (pixels);
 - ``joint_layout="spin24"`` (J = 24: 14 LSP joints, pelvis, thorax, spine, jaw, head, then

@@ -16,9 +16,10 @@ stopped keeps its parameters while the others go on; the batch is evaluated unti
 stops. Because the items' line searches are not in step, a batch can need more batched objective
 calls than any of its items alone.
 
-Stopping rules (ProHMR `optimization_task.py`, facts §8), checked per item after every outer
-iteration (for L-BFGS one outer iteration is one `torch.optim.LBFGS.step`, i.e. up to
-`max_inner_iterations` inner iterations; for Adam it is one Adam update):
+Stopping rules (ProHMR `optimization_task.py`, docs/fitting.md#stopping-rules), checked per
+item after every outer iteration (for L-BFGS one outer iteration is one
+`torch.optim.LBFGS.step`, i.e. up to `max_inner_iterations` inner iterations; for Adam it is one
+Adam update):
 
 - ``loss_increased``: the loss went up (ProHMR stops because the relative change is negative).
 - ``relative_change``: ``(prev - cur) / max(|prev|, |cur|, 1) < ftol``.
@@ -139,7 +140,7 @@ class AdamOptions:
 
 @dataclass(frozen=True)
 class StoppingRules:
-    """Per-item stopping rules (facts §8); defaults are ProHMR's eval settings.
+    """Per-item stopping rules (docs/fitting.md#stopping-rules); defaults: ProHMR's eval settings.
 
     Attributes:
         max_iterations: outer iterations at most (ProHMR eval scripts: 30; class default 10).
@@ -150,8 +151,9 @@ class StoppingRules:
         stop_on_increase: stop when the loss increased during an iteration (ProHMR does, as a
             side effect of a negative relative change). With False an increase only continues.
         gradient_rule: ``"max_abs"`` (``max |g|``, the intended test, default) or
-            ``"abs_of_max"`` (``|max g|``, ProHMR's code, quirk 13: a gradient whose entries
-            are all negative passes when its largest entry is near 0).
+            ``"abs_of_max"`` (``|max g|``, ProHMR's code: a gradient whose entries are all
+            negative passes when its largest entry is near 0;
+            docs/original-quirks.md#gradient-stopping-test).
     """
 
     max_iterations: int = 30

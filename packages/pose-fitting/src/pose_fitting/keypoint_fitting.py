@@ -1,8 +1,10 @@
-"""ProHMR keypoint fitting (paper Sec. 3.6, facts §8.1): optimise z, betas and camera translation.
+"""ProHMR keypoint fitting (paper Sec. 3.6): optimise z, betas and camera translation.
+
+See docs/fitting.md#keypoint-fitting.
 
 The pose comes from a decoder ``z -> (global_orient, body_pose)`` (in ProHMR: the image-conditioned
 flow, pushed through in eval mode), so the only pose prior needed is ``‖z‖²`` (twice the flow's
-negative log-density up to a constant, quirk 4). The objective per item b is
+negative log-density up to a constant, docs/model.md#the-mode). The objective per item b is
 
     E_b = (1000 / max(W_b, H_b))² · Σ_k conf_bk² · Σ_c ρ(π(J_bk) - u_bkc)      reprojection
         + 4² · ‖z_b‖²                                                          pose prior
@@ -93,7 +95,7 @@ class FittingCamera:
         image_size_px: Tensor,
         focal_length_px: float = 5000.0,
     ) -> FittingCamera:
-        """ProHMR's full-frame mode: fit in the original image (facts §2.5, §8.1).
+        """ProHMR's full-frame mode: fit in the original image (docs/fitting.md#keypoint-fitting).
 
         Translation from `pose_geometry.crop_camera_to_full_frame_translation`; principal point
         at the image centre; focal `focal_length_px` in image pixels.
@@ -151,7 +153,7 @@ class FittingCamera:
 
 @dataclass(frozen=True)
 class KeypointFittingOptions:
-    """Options of `fit_keypoints`; defaults are ProHMR's eval settings (facts §8.1).
+    """Options of `fit_keypoints`; defaults are ProHMR's eval settings.
 
     Attributes:
         pose_prior_weight: weight of ‖z‖², entering squared (4 → 16).

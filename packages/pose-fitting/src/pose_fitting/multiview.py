@@ -1,4 +1,4 @@
-"""Multiview refinement (ProHMR paper Eq. 12, facts §8.2).
+"""Multiview refinement (ProHMR paper Eq. 12, docs/fitting.md#multiview-refinement).
 
 V views of the same person at the same time each get their own latent z_v (the decoder is
 conditioned on view v's image); the body-pose rotations decoded from them are pulled together:
@@ -10,8 +10,8 @@ its own) and R̄_j their element-wise mean over views (not re-orthonormalised). 
 mean of the per-view regressed betas, shared and fixed. There is no image term in the original.
 
 Improvement beyond the original (``use_reprojection=True``, off by default): add each view's
-Geman–McClure reprojection term of ProHMR's keypoint fitting (§8.1) and optimise each view's
-camera translation with it (and, with ``optimize_betas=True``, the shared betas under the
+Geman–McClure reprojection term of ProHMR's keypoint fitting (`fit_keypoints`) and optimise each
+view's camera translation with it (and, with ``optimize_betas=True``, the shared betas under the
 6²·‖β‖² prior), so the views agree with each other *and* with their images.
 
 Groups: several frames can be refined in one call by passing (G, V, ...) inputs; every group is
@@ -53,7 +53,7 @@ BodyModel = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 @dataclass(frozen=True)
 class MultiviewOptions:
-    """Options of `refine_multiview`; defaults are ProHMR's (facts §8.2).
+    """Options of `refine_multiview`; defaults are ProHMR's (docs/fitting.md#multiview-refinement).
 
     Attributes:
         consistency_weight: weight of the rotation-consistency term, entering squared (300).
@@ -62,7 +62,7 @@ class MultiviewOptions:
             original; off by default) and optimise the per-view camera translations.
         optimize_betas: with `use_reprojection`, also optimise the shared betas (starting at
             the mean of the views) under ``shape_prior_weight² · ‖β‖²``.
-        shape_prior_weight: weight of ‖β‖² when `optimize_betas` (6, as §8.1).
+        shape_prior_weight: weight of ‖β‖² when `optimize_betas` (6, as in keypoint fitting).
         sigma_px: Geman–McClure scale of the reprojection term (100 px).
         reference_size_px: reprojection weighted by ``(reference / max(W, H))²`` (1000).
         use_hips: as in `KeypointFittingOptions`.

@@ -1,4 +1,6 @@
-"""ConditionalGlow: the conditional normalising flow of ProHMR, built from nflows parts (facts §1).
+"""ConditionalGlow: the conditional normalising flow of ProHMR, built from nflows parts.
+
+See docs/model.md#conditional-glow.
 
 The flow maps data x (D) to noise z = f(x; c) given a context c (C). It is a composition of
 `num_layers` × [ActNorm, LULinear, coupling] (12 transforms for 4 layers) with a standard normal
@@ -7,8 +9,8 @@ transformed in layers 0, 2, ..., the reverse in layers 1, 3, .... log p(x | c) =
 log|det ∂f/∂x|; sampling runs the transforms in reverse from z. With additive coupling every
 log-determinant is independent of x, so z = 0 gives the exact mode of p(x | c).
 
-Parameter names equal the original's `flow.flow.*` (facts §12.3) minus the prefix and minus the
-fork's `dummy_buffer`s: `_transform._transforms.{k}.…`.
+Parameter names equal the original's `flow.flow.*` (docs/checkpoints.md#flow-keys) minus the
+prefix and minus the fork's `dummy_buffer`s: `_transform._transforms.{k}.…`.
 """
 
 from __future__ import annotations
@@ -254,7 +256,7 @@ def _check_positive_int(name: str, value: object, minimum: int = 1) -> int:
 
 
 class ConditionalGlow(nn.Module):
-    """Conditional Glow over D features given a C-dimensional context (facts §1).
+    """Conditional Glow over D features given a C-dimensional context.
 
     Transform k of the list (data → noise order): 3i + 0 ActNorm, 3i + 1 LULinear, 3i + 2
     coupling whose conditioner (`ResidualConditioner`) sees [x_I, c]. Initialisation: ActNorm
@@ -435,7 +437,7 @@ class ConditionalGlow(nn.Module):
         """Log-density of data and its latent.
 
         In training mode, ActNorm layers that are not yet initialised initialise themselves on
-        the data reaching them (facts §1.2).
+        the data reaching them (docs/model.md#actnorm).
 
         Args:
             x: (B, D) data, or (B, N, D) N data points per context.
@@ -709,7 +711,7 @@ class ConditionalGlow(nn.Module):
         return super()._apply(fn, *args, **kwargs)
 
     def initialize(self, x: Tensor, context: Tensor, *, reinitialize: bool = False) -> None:
-        """Data-dependent ActNorm initialisation from a batch, in any mode (facts §1.2).
+        """Data-dependent ActNorm initialisation from a batch, in any mode (docs/model.md#actnorm).
 
         Pushes the batch through the flow without gradient; each ActNorm that is not yet
         initialised (every ActNorm if `reinitialize`) is initialised on the data reaching it,

@@ -1,10 +1,12 @@
-"""ProHMR's SMPL pose head (flow + FC head) and the lifting model's skeleton head (facts §2, §10).
+"""ProHMR's SMPL pose head (flow + FC head) and the lifting model's skeleton head.
+
+See docs/model.md#pose-head and docs/model.md#the-lifting-model.
 
 Both heads return N samples per image with sample 0 = the mode (z = 0) when asked for
-"mode + N−1 samples", as the original orders them (facts §7.1). In training mode they make the
-original's two flow calls (the N−1 random samples first, then the mode) so that batch norm uses
-and updates the same per-call batch statistics as the original; in eval mode one call suffices
-(batch norm uses running statistics) and gives the same values.
+"mode + N−1 samples", as the original orders them (docs/model.md#the-mode). In training mode
+they make the original's two flow calls (the N−1 random samples first, then the mode) so that
+batch norm uses and updates the same per-call batch statistics as the original; in eval mode one
+call suffices (batch norm uses running statistics) and gives the same values.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _mean_buffer(name: str, value: Tensor | np.ndarray | None, size: int) -> Ten
 
 
 class FCHead(nn.Module):
-    """Regresses betas and the weak-perspective camera from the image features (facts §2.4).
+    """Regresses betas and the weak-perspective camera from the image features.
 
     layers = Sequential(Linear(C → F), ReLU, Linear(F → 13)); the last Linear's weight is
     Xavier-uniform with gain 0.02. Output = layers(features) + [init_betas, init_cam]; every
@@ -140,7 +142,7 @@ def sample_with_mode(
     generator: torch.Generator | None = None,
     include_mode: bool = True,
 ) -> FlowSample:
-    """Samples with the mode first, as ProHMR's heads draw them (facts §7.1).
+    """Samples with the mode first, as ProHMR's heads draw them (docs/model.md#the-mode).
 
     - `z` given: pushes exactly those latents (B, N, D); `num_samples` must be 1 or N.
     - `include_mode` False: N random samples.
@@ -183,7 +185,7 @@ def sample_with_mode(
 
 
 class SMPLFlowHead(nn.Module):
-    """ProHMR's SMPL head: ConditionalGlow over 24 joints × 6D plus the FC head (facts §2.1).
+    """ProHMR's SMPL head: ConditionalGlow over 24 joints × 6D plus the FC head.
 
     Attributes `flow` (ConditionalGlow, D = 144) and `fc_head` (FCHead), so the state dict's keys
     are the original's `flow.*` keys minus the fork's dummy buffers. `log_prob` and `forward` run
@@ -298,7 +300,7 @@ class SMPLFlowHead(nn.Module):
 
 
 class SkeletonFlowHead(nn.Module):
-    """The lifting model's head: ConditionalGlow over J root-relative 3D joints (facts §10.1).
+    """The lifting model's head: ConditionalGlow over J root-relative 3D joints.
 
     Attribute `flow` (D = 3·J, joint-major xyz), so state-dict keys equal the original's `flow.*`
     keys minus the dummy buffers. No autocast handling (the original has none; it trains in fp32).

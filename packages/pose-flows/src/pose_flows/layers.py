@@ -1,4 +1,6 @@
-"""The building blocks of ConditionalGlow: nflows transforms plus the fork's conditioner (facts §1).
+"""The building blocks of ConditionalGlow: nflows transforms plus the fork's conditioner.
+
+See docs/model.md#conditional-glow.
 
 - `ActNorm`: nflows' ActNorm with the fork's data-dependent initialisation (std floored at 1e-3)
   and a clear error for batches too small to initialise from.
@@ -71,7 +73,7 @@ ContextLike = Tensor | SharedContext
 
 
 class ActNorm(_NflowsActNorm):
-    """nflows' ActNorm (y = exp(log_scale)·x + shift) with the fork's initialisation (facts §1.2).
+    """nflows' ActNorm (y = exp(log_scale)·x + shift) with the fork's initialisation.
 
     Data-dependent initialisation runs inside `forward` in training mode while the persistent
     buffer `initialized` is False: σ = max(unbiased std over the batch, 1e-3), μ = mean(x / σ),
@@ -106,7 +108,7 @@ class _LUCache(NamedTuple):
 
 
 class LULinear(_NflowsLULinear):
-    """nflows' LULinear (W = L·U, identity init, diag(U) = softplus + 1e-3; facts §1.3), cached.
+    """nflows' LULinear (W = L·U, identity init, diag(U) = softplus + 1e-3), cached.
 
     Same parameters as nflows (`bias`, `lower_entries`, `upper_entries`,
     `unconstrained_upper_diag`); strictly-lower/upper entries fill L/U in row-major order of the
@@ -361,7 +363,7 @@ def _state_key(tensors: list[Tensor]) -> tuple:
 
 
 class ResidualBlock(nn.Module):
-    """Pre-activation residual block of the fork (no context inside the block; facts §1.5).
+    """Pre-activation residual block of the fork (no context inside the block).
 
     t = BN_0(h) → ReLU → Linear_0 → BN_1 → ReLU → Dropout(p) → Linear_1; returns h + t.
     Linear_1 is initialised uniform(±1e-3). Batch norm: eps 1e-5, momentum 0.1, affine.
@@ -395,7 +397,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualConditioner(nn.Module):
-    """The fork's ResidualNet: the coupling network g(x_I, c) (facts §1.5).
+    """The fork's ResidualNet: the coupling network g(x_I, c) (docs/model.md#conditioner).
 
     h = initial_layer([x_I, c]) (identity features first, context second; context enters only
     here) → `num_blocks` ResidualBlocks → final_layer (uniform(±0.01/√H) init, no activation).

@@ -1,4 +1,6 @@
-"""Loading state dicts laid out like the original (authors' nflows fork; facts §12.3).
+"""Loading state dicts laid out like the original (authors' nflows fork).
+
+The layout: docs/checkpoints.md#flow-keys.
 
 The fork registers a persistent scalar `dummy_buffer` in every transform (13 per ConditionalGlow:
 the CompositeTransform and each of its 12 transforms); PyPI nflows has none. Everything else

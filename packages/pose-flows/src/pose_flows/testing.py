@@ -25,8 +25,8 @@ trivially) and asserts:
   `prepare_context` gives the same samples and log-densities as the tensor context, also after
   the parameters change; for additive couplings, `frozen_inverse` gives the same samples and
   gradients with respect to the latents, and refuses to run once the parameters changed;
-- the state dict has the original's names and shapes (facts §12.3) and an original-layout state
-  dict (with the fork's `dummy_buffer`s) loads strictly.
+- the state dict has the original's names and shapes (docs/checkpoints.md#flow-keys) and an
+  original-layout state dict (with the fork's `dummy_buffer`s) loads strictly.
 
 `check_density_integrates` (D = 2, grid integral of p = 1) and `check_learns_gaussian` (a short
 fit to a correlated Gaussian reproduces its moments) are slower and called separately.
@@ -121,7 +121,7 @@ def original_flow_state_dict_shapes(
     coupling: str = "additive",
     include_dummy_buffers: bool = False,
 ) -> dict[str, tuple[int, ...]]:
-    """Key -> shape of the original's ConditionalGlow state dict (facts §12.3), prefix removed.
+    """Key -> shape of the original's ConditionalGlow state dict, prefix removed.
 
     Written from the specification, independently of the implementation, so that tests can
     compare the two. With `include_dummy_buffers` the fork's 1 + 3·L scalar `dummy_buffer`s are

@@ -1,4 +1,6 @@
-"""HMR-style pose/shape discriminator and the least-squares GAN losses (facts §7.3, §7.2).
+"""HMR-style pose/shape discriminator and the least-squares GAN losses.
+
+See docs/training.md#discriminator and docs/training.md#adversarial-loss.
 
 The discriminator scores SMPL body poses (rotation matrices, global orientation excluded) and
 betas with 25 outputs: one per joint, one for the betas and one for the whole pose (Kanazawa et

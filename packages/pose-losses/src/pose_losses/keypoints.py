@@ -1,4 +1,4 @@
-"""Confidence-weighted L1 keypoint losses, per sample (ProHMR facts §7.2, lifting §10.2).
+"""Confidence-weighted L1 keypoint losses, per sample (docs/training.md#keypoint-losses).
 
     L2D[..., n] = Σ_k Σ_{c∈{x,y}}   w[..., k] · |p̂[..., n, k, c] - p[..., k, c]|
     L3D[..., n] = Σ_k Σ_{c∈{x,y,z}} w[..., k] · |ĵ'[..., n, k, c] - j'[..., k, c]|
@@ -131,7 +131,7 @@ def keypoint_3d_loss(
     """Confidence-weighted L1 distance between pelvis-aligned 3D keypoints, per sample.
 
     Prediction and target are each made relative to their own keypoint `pelvis_idx` (39 in the
-    44-keypoint layout, as in ProHMR) before comparing. For the lifting model (facts §10.2:
+    44-keypoint layout, as in ProHMR) before comparing. For the lifting model (its
     root-relative 16 joints, no confidences, no re-alignment) pass `pelvis_idx=None` and no
     confidence.
 

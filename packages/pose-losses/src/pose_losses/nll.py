@@ -1,10 +1,10 @@
 """Negative log-likelihood of ground truth under the flow, and the target jitter used in training.
 
-ProHMR (facts §7.2): for the images with a body-pose annotation, L_NLL = -mean log p(x_gt | c)
-with x_gt the ground-truth pose in 6D, (B', 144) (global orientation first); the lifting model
-(§10.2) uses the root-relative 3D joints, (B, 48). In training both add i.i.d. Gaussian noise
-of std 0.005 to the targets first (`add_target_noise`); in validation they do not. When no image
-is annotated the loss is 0.
+ProHMR: for the images with a body-pose annotation, L_NLL = -mean log p(x_gt | c) with x_gt the
+ground-truth pose in 6D, (B', 144) (global orientation first); the lifting model uses the
+root-relative 3D joints, (B, 48). In training both add i.i.d. Gaussian noise of std 0.005 to the
+targets first (`add_target_noise`); in validation they do not. When no image is annotated the
+loss is 0. See docs/training.md#negative-log-likelihood.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Orthonormality penalty on raw 6D rotation outputs (facts §7.2).
+"""Orthonormality penalty on raw 6D rotation outputs (docs/training.md#orthonormality).
 
 The flow predicts unconstrained 6D vectors; Gram–Schmidt turns them into rotations, and this term
 keeps the raw vectors close to orthonormal. For each 6-tuple in ProHMR's layout (the first two

@@ -1,4 +1,6 @@
-"""Squared-error loss on SMPL parameters with per-image annotation masks (facts §7.2).
+"""Squared-error loss on SMPL parameters with per-image annotation masks.
+
+See docs/training.md#smpl-parameter-loss.
 
 ProHMR compares global orientation and body pose as rotation matrices (convert ground-truth
 axis-angle with `pose_geometry.axis_angle_to_rotmat`) and betas directly:

@@ -29,7 +29,7 @@ __all__ = ["CombinedLoss", "LossWeights", "combine_losses"]
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weight of every loss term. The defaults are ProHMR's (`prohmr.yaml`, facts §7.2).
+    """Weight of every loss term. The defaults are ProHMR's (docs/training.md#loss-weights).
 
     Use `LossWeights.prohmr()` or `LossWeights.lifting()` for the published sets, or
     `dataclasses.replace(LossWeights.prohmr(), nll=0.01)` to change one value.
@@ -67,7 +67,7 @@ class LossWeights:
 
     @classmethod
     def lifting(cls) -> LossWeights:
-        """The lifting model's weights (`proskeleton.yaml`, facts §10.2): 1.0·L3D_mode +
+        """The lifting model's weights (`proskeleton.yaml` in the original): 1.0·L3D_mode +
         0.0·L3D_expectation + 0.001·NLL, every other term 0."""
         zeros = {field.name: 0.0 for field in fields(cls)}
         return cls(**{**zeros, "keypoints_3d_mode": 1.0, "nll": 0.001})
