@@ -1,9 +1,9 @@
 """Official checkpoints: key routing, strict errors, and outputs equal to an independent model.
 
 The original code is not available here, so the "official" checkpoints are written from the
-documented layout (facts §12) with random weights, and the expected outputs come from an
+documented layout (docs/checkpoints.md#official-checkpoints) with random weights, and the expected outputs come from an
 independent composition written in this file: PyPI nflows' Flow / CompositeTransform / ActNorm /
-LULinear / AdditiveCouplingTransform with a conditioner following the fork (facts §1.5), a
+LULinear / AdditiveCouplingTransform with a conditioner following the fork (docs/model.md#conditioner), a
 Gram–Schmidt written here, and the FC head computed by hand.
 """
 
@@ -38,7 +38,7 @@ class ForkResidualBlock(nn.Module):
 
 
 class ForkResidualNet(nn.Module):
-    """The fork's conditioner: context concatenated at the input layer only (facts §1.5)."""
+    """The fork's conditioner: context concatenated at the input layer only (docs/model.md#conditioner)."""
 
     def __init__(self, in_features: int, out_features: int, hidden: int, context: int) -> None:
         super().__init__()
@@ -71,7 +71,7 @@ def reference_glow(features: int, context: int, hidden: int, layers: int) -> Flo
 
 
 def official_flow_state(features: int, context: int, hidden: int, layers: int, gen) -> dict:
-    """Random tensors for every documented `flow.flow.*` key (facts §12.3), dummy buffers too."""
+    """Random tensors for every documented `flow.flow.*` key (docs/checkpoints.md#flow-keys), dummy buffers too."""
     half = features // 2
     tri = features * (features - 1) // 2
     state = {"_transform.dummy_buffer": torch.tensor(1.0)}
@@ -120,7 +120,7 @@ def without_dummy(state: dict) -> dict:
 
 
 def gram_schmidt(x6: torch.Tensor) -> torch.Tensor:
-    """6D (first two columns, facts §2.2–2.3) -> rotation matrices, written independently."""
+    """6D (first two columns, docs/conventions.md#6d-rotations) -> rotation matrices, written independently."""
     a1, a2 = x6[..., 0:3], x6[..., 3:6]
     b1 = a1 / a1.norm(dim=-1, keepdim=True)
     b2 = a2 - (b1 * a2).sum(-1, keepdim=True) * b1

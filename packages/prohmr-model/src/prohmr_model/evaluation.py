@@ -1,9 +1,11 @@
-"""Regression evaluation (facts §9): mode and best-of-n MPJPE / PA-MPJPE on an image dataset.
+"""Regression evaluation: mode and best-of-n MPJPE / PA-MPJPE on an image dataset
+(docs/evaluation.md#mode-and-best-of-n).
 
 Predictions and ground truth are compared on the 44-keypoint layout, pelvis (39) subtracted,
 restricted to the dataset's keypoint list (LSP-14 for H36M-P2 and 3DPW, MPI-INF-17, ...), in mm.
 Best-of-n for several n uses the first n samples of one draw of max(n) (sample 0 = mode); k-means
-quantised n clusters 4096 samples per image into n hypotheses (seed §5.2).
+quantised n clusters 4096 samples per image into n hypotheses
+(docs/evaluation.md#k-means-quantisation).
 
 Non-finite predictions (a checkpoint with NaN weights, an overflow) are never scored: every
 evaluation program checks the model's poses with :func:`check_finite_predictions`, which raises
@@ -294,7 +296,7 @@ def evaluate_lifting(
 def error_vs_n_plot(
     summary: dict[str, float], ns: Sequence[int], path: str | Path, *, title: str
 ) -> Path:
-    """Seed Fig. 4: best-of-n error against log n for the model and the baselines (PNG)."""
+    """The paper's error-vs-n figure: best-of-n error against log n, model and baselines (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,11 +1,11 @@
 """Glue between the ProHMR assembly and pose-fitting: decoders, body callables, priors, metrics.
 
-pose-fitting takes the model pieces as callables (ARCHITECTURE §2, STYLE §5); this module builds
-them from a loaded `ProHMR`:
+pose-fitting takes the model pieces as callables (docs/fitting.md#decoders-and-body-callables);
+this module builds them from a loaded `ProHMR`:
 
 - `flow_decoder`: ``z (B, 144) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``, the
-  image-conditioned flow pushed through with fixed backbone features (facts §8: the whole model
-  in eval mode, features constants);
+  image-conditioned flow pushed through with fixed backbone features (the whole model in eval
+  mode, features constants);
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
 - both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
@@ -13,7 +13,8 @@ them from a loaded `ProHMR`:
 - `fit_pose_gmm` / `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from
   a real ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
   poses when that file is absent (the case of the synthetic world);
-- `pose_errors`: MPJPE / PA-MPJPE with the protocol of facts §9.1 (pelvis 39, keypoint list).
+- `pose_errors`: MPJPE / PA-MPJPE with the protocol of docs/evaluation.md#metrics (pelvis 39,
+  keypoint list).
 
 Everything here follows the device of the model and features; randomness takes seeds or
 generators explicitly.
@@ -219,7 +220,7 @@ def mesh_vertices(
 def pose_errors(
     prediction: Tensor, target: Tensor, *, joints: Sequence[int]
 ) -> tuple[Tensor, Tensor]:
-    """MPJPE and PA-MPJPE in mm per image (facts §9.1).
+    """MPJPE and PA-MPJPE in mm per image (docs/evaluation.md#metrics).
 
     Args:
         prediction: (B, 44, 3) predicted keypoints (metres, camera axes without translation).
@@ -245,7 +246,8 @@ def rotation_spread(body_pose: Tensor) -> Tensor:
         body_pose: (..., V, J, 3, 3) rotation matrices.
 
     Returns:
-        (...) mean Frobenius distance to the plain element-wise mean over views (facts §8.2).
+        (...) mean Frobenius distance to the plain element-wise mean over views
+        (docs/fitting.md#multiview-refinement).
     """
     mean = body_pose.mean(dim=-4, keepdim=True)
     return torch.linalg.matrix_norm(body_pose - mean).mean(dim=(-1, -2))

@@ -75,7 +75,7 @@ class ProSkeleton(nn.Module):
         return LiftingOutput(head.keypoints_3d, head.log_prob.detach(), head.z, target_log_prob)
 
     def initialize_flow(self, keypoints_2d: Tensor, target: Tensor) -> None:
-        """ActNorm initialisation on the first batch's ground truth (facts §10.1)."""
+        """ActNorm initialisation on the first batch's ground truth (docs/model.md)."""
         if bool(self.initialized):
             return
         if self.training:
@@ -107,7 +107,10 @@ def build_lifting_model(config: LiftingModelConfig | None = None) -> ProSkeleton
 
 
 def prepend_zero_pelvis(keypoints: Tensor) -> Tensor:
-    """(..., 16, C) -> (..., 17, C) with an all-zero joint 0 (facts §10.4)."""
+    """(..., 16, C) -> (..., 17, C) with an all-zero joint 0.
+
+    See docs/evaluation.md#lifting-evaluation.
+    """
     zeros = keypoints.new_zeros((*keypoints.shape[:-2], 1, keypoints.shape[-1]))
     return torch.cat([zeros, keypoints], dim=-2)
 

@@ -32,7 +32,10 @@ __all__ = [
 
 
 def gt_pose_6d(smpl_params: dict[str, Tensor]) -> Tensor:
-    """(B, 3) + (B, 69) axis-angle ground truth -> (B, 144) 6D, joint-major (facts §2.2)."""
+    """(B, 3) + (B, 69) axis-angle ground truth -> (B, 144) 6D, joint-major.
+
+    See docs/conventions.md#6d-rotations.
+    """
     global_orient = smpl_params["global_orient"].reshape(-1, 1, 3)
     body_pose = smpl_params["body_pose"].reshape(-1, 23, 3)
     rotmats = pg.axis_angle_to_rotmat(torch.cat([global_orient, body_pose], dim=1))
@@ -44,7 +47,7 @@ def nll_targets(
 ) -> Tensor:
     """(B, 144) ground-truth 6D poses (+ N(0, noise_std²) noise), NaN rows where not annotated.
 
-    Facts §7.2: only images with ``has_smpl_params['body_pose'] > 0`` enter the NLL; in training
+    Only images with ``has_smpl_params['body_pose'] > 0`` enter the NLL; in training
     Gaussian noise of std 0.005 is added in the 6D space.
     """
     smpl = batch["smpl_params"]
@@ -70,7 +73,10 @@ def prohmr_loss(
     weights: pl.LossWeights,
     discriminator: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> tuple[pl.CombinedLoss, dict[str, Tensor]]:
-    """All generator terms of facts §7.2 except the adversarial one (the trainer adds it).
+    """Every generator term (docs/training.md#objective), combined once with ``weights``.
+
+    The adversarial term is included when ``discriminator`` (body pose (M, 23, 3, 3), betas
+    (M, 10) -> (M, 1) scores) is given.
 
     Returns the combined loss and the raw terms.
     """
@@ -117,7 +123,10 @@ def prohmr_loss(
 
 
 def lifting_loss(output: LiftingOutput, target: Tensor) -> pl.CombinedLoss:
-    """Facts §10.2 with ``LossWeights.lifting()``; ``target`` (B, 16, 3) root-relative metres."""
+    """The lifting loss with ``LossWeights.lifting()``; ``target`` (B, 16, 3) root-relative metres.
+
+    See docs/training.md#lifting-model-training.
+    """
     per_sample = pl.keypoint_3d_loss(output.keypoints_3d, target, pelvis_idx=None)
     split = pl.split_mode_expectation(per_sample)
     terms = {"keypoints_3d_mode": split.mode, "keypoints_3d_expectation": split.expectation}

@@ -1,16 +1,16 @@
 """The ProHMR model assembly: backbone -> pose head (flow + FC head) -> body model -> 2D.
 
-State-dict prefixes follow the original (facts §12.1): ``backbone.``, ``flow.`` (the pose head:
-``flow.flow.*`` the ConditionalGlow, ``flow.fc_head.*``) and the model-level ``initialized``
-flag. The discriminator is a separate module (its own optimiser and its own DDP wrapper; a
-checkpoint stores it under ``discriminator``, the original's ``discriminator.`` prefix). The body
-model is held outside the state dict (it is an input file, not a learned weight) and is moved
-with the model by ``.to()``.
+State-dict prefixes follow the original (docs/checkpoints.md#prohmr-keys): ``backbone.``,
+``flow.`` (the pose head: ``flow.flow.*`` the ConditionalGlow, ``flow.fc_head.*``) and the
+model-level ``initialized`` flag. The discriminator is a separate module (its own optimiser
+and its own DDP wrapper; a checkpoint stores it under ``discriminator``, the original's
+``discriminator.`` prefix). The body model is held outside the state dict (it is an input file,
+not a learned weight) and is moved with the model by ``.to()``.
 
 The camera convention is the original's whatever the network's input resolution: a virtual
 224-px crop with a 5000-px focal length, projected keypoints in normalised crop units
-``u_px / 224 - 0.5`` (facts §2.5). Training on smaller crops (the CPU default) changes only the
-image the backbone sees.
+``u_px / 224 - 0.5`` (docs/conventions.md#cameras). Training on smaller crops (the CPU default)
+changes only the image the backbone sees.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ VIRTUAL_CROP_PX = 224.0
 
 @dataclass(frozen=True)
 class ProHMROutput:
-    """One forward step (facts §7.1); sample 0 is the mode.
+    """One forward step (docs/model.md#forward-step); sample 0 is the mode.
 
     Attributes:
         global_orient: (B, N, 1, 3, 3). body_pose: (B, N, 23, 3, 3). betas: (B, N, 10).
@@ -88,7 +88,9 @@ class ProHMR(nn.Module):
         return self.backbone(images)
 
     def initialize_flow(self, features: Tensor, pose_6d: Tensor, valid: Tensor) -> None:
-        """ActNorm data-dependent initialisation on the first batch (facts §1.2, §7.1).
+        """ActNorm data-dependent initialisation on the first batch.
+
+        See docs/model.md#actnorm-initialisation.
 
         Args:
             features: (B, C). pose_6d: (B, 144) ground-truth poses in 6D. valid: (B,) bool.
@@ -157,7 +159,7 @@ class ProHMR(nn.Module):
     ) -> ProHMROutput:
         """Pose head + body model + projection from backbone features (B, C).
 
-        ``include_mode``: sample 0 is the mode (z = 0) when sampling (facts §7.1).
+        ``include_mode``: sample 0 is the mode (z = 0) when sampling (docs/model.md#the-mode).
         """
         if z is not None:
             head = self.flow(features.float(), z=z)
@@ -200,7 +202,8 @@ class ProHMR(nn.Module):
 def project_normalized(points: Tensor, translation: Tensor, focal_length: float) -> Tensor:
     """Project (..., K, 3) points with (..., 3) translation to normalised crop units.
 
-    Focal ``f / 224`` and principal point 0 (facts §2.5), so the result is ``u_px / 224 - 0.5``.
+    Focal ``f / 224`` and principal point 0 (docs/conventions.md#cameras), so the result is
+    ``u_px / 224 - 0.5``.
     """
     return pg.project_points(
         points,

@@ -1,12 +1,13 @@
 """Import official ProHMR and lifting (ProSkeleton) checkpoints by an explicit key table.
 
 Official checkpoints are PyTorch Lightning files: ``{'state_dict': {...}, ...}`` with the
-original module names (facts §12). Every key is routed by the table below; the fork's
+original module names (docs/checkpoints.md#official-checkpoints). Every key is routed by the
+table below; the fork's
 ``dummy_buffer`` entries and the SMPL buffers (``smpl.*``: the body model is an input file here)
 are the only keys allowed to be dropped. A key that no rule claims, or an expected key that is
 absent, is an error listing the keys: never a silent random initialisation.
 
-ProHMR table (facts §12.1):
+ProHMR table (docs/checkpoints.md#prohmr-keys):
 
 ===============================  ===========================================================
 original prefix                  this project
@@ -19,7 +20,8 @@ original prefix                  this project
 ``smpl.*``, ``*.dummy_buffer``   dropped (listed in the report)
 ===============================  ===========================================================
 
-ProSkeleton (facts §12.2): ``backbone.fc_layers.*`` -> ``model.backbone.fc_layers.*``,
+ProSkeleton (docs/checkpoints.md#lifting-keys): ``backbone.fc_layers.*`` ->
+``model.backbone.fc_layers.*``,
 ``flow.flow.*`` -> ``model.flow.flow.*``, ``initialized`` -> ``model.initialized``.
 """
 
