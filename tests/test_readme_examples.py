@@ -15,7 +15,7 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def test_every_package_has_a_readme_with_an_example():
-    assert len(READMES) == 8
+    assert len(READMES) == 9
     for readme in READMES:
         assert BLOCK.search(readme.read_text()), f"{readme} has no ```python example"
 
