@@ -87,3 +87,11 @@ def test_unchanged_assets_equal_their_reference_copies():
     for ours, theirs in pairs:
         digest = [hashlib.sha256(path.read_bytes()).hexdigest() for path in (ours, theirs)]
         assert digest[0] == digest[1], ours
+
+
+def test_the_default_lifting_set_is_built_from_the_assets(tmp_path):
+    import train_lifting
+
+    files = train_lifting.make_cmu_lifting_set(tmp_path)
+    assert files.test_sequences == ("131_02", "backflip")
+    assert (files.num_train, files.num_test) == (3684, 1496)  # 4 cameras, 30 fps
