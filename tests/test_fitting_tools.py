@@ -4,7 +4,6 @@ visualize_latent, bench_fitting, and the glue in tools/pipeline/fitting.py."""
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from pose_fitting.testing import cxx_compiler
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
-SHARED = Path(os.environ.get("POSE_SHARED_DATA", str(ROOT.parent / "shared" / "data")))
-SPIN_EXAMPLE = SHARED / "openpose" / "spin_example"
+SPIN_EXAMPLE = ROOT / "assets" / "demo" / "spin_example"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -329,7 +327,6 @@ def test_eval_multiview_pulls_the_views_together(checkpoint: Path, tmp_path: Pat
         assert np.isfinite(summary[f"{name}_pa_mpjpe"]) and np.isfinite(summary[f"{name}_mpjpe"])
 
 
-@pytest.mark.skipif(not SPIN_EXAMPLE.is_dir(), reason=f"shared data not found at {SPIN_EXAMPLE}")
 def test_demo_on_the_spin_openpose_example(checkpoint: Path, tmp_path: Path) -> None:
     tool = load_tool("demo")
     size = 96

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from pipeline.assets import cmu_clip_files
 from pipeline.config import SyntheticConfig
 from pipeline.retarget import _SWING_BONES, retarget_h36m17_to_smpl, sample_joint_limited_poses
 from pipeline.synthetic import build_body_model, generate_synthetic_world, rest_joints
 
 import pose_data as pdata
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
@@ -77,6 +81,12 @@ def test_world_files_follow_the_formats(world) -> None:
     assert item["img"].shape == (3, 32, 32)
     info = json.loads((generated.root / "info.json").read_text())
     assert info["train_images"] == 6
+    # the poses come from the clips the repository ships, whatever is beside it
+    assert info["pose_source"] == "cmu_mocap"
+    assert info["clips"] == [path.name for path in cmu_clip_files(ROOT / "assets" / "cmu_mocap")]
+    assert info["clips"] == [
+        "backflip.amc", "charleston1.amc", "lambada.amc", "131_01.bvh", "131_02.bvh"
+    ]  # fmt: skip
 
 
 def test_projected_3d_keypoints_land_on_the_2d_keypoints(world) -> None:
@@ -89,8 +99,11 @@ def test_projected_3d_keypoints_land_on_the_2d_keypoints(world) -> None:
     np.testing.assert_allclose(projected, uv, atol=1e-3)
 
 
-def test_generation_is_deterministic(world, tmp_path) -> None:
+def test_generation_is_deterministic(world, tmp_path, monkeypatch) -> None:
+    """The same world again, here with the reference data folder variable pointing nowhere:
+    the world does not depend on anything outside the repository."""
     config, generated = world
+    monkeypatch.setenv("POSE_SHARED_DATA", str(tmp_path / "no_shared_data"))
     again = generate_synthetic_world(
         SyntheticConfig(
             output_dir=str(tmp_path / "again"), num_train=6, num_val=2, image_size=48,
@@ -100,3 +113,15 @@ def test_generation_is_deterministic(world, tmp_path) -> None:
     first, second = np.load(generated.train), np.load(again.train)
     for key in first.files:
         assert np.array_equal(first[key], second[key]), key
+    assert again.info == generated.info
+    for image in sorted(generated.images.rglob("*.jpg")):
+        twin = again.images / image.relative_to(generated.images)
+        assert image.read_bytes() == twin.read_bytes(), image.name
+
+
+def test_joint_limit_sampler_only_when_asked(tmp_path) -> None:
+    config = SyntheticConfig(
+        output_dir=str(tmp_path), num_train=2, num_val=1, image_size=32, use_mocap=False
+    )
+    info = generate_synthetic_world(config).info
+    assert info["pose_source"] == "joint_limits" and info["clips"] == []

@@ -1,10 +1,13 @@
 """Benchmark of pose-data's augmented image loader on the real sample images.
 
-Builds, in a temporary folder, one ProHMR npz from the real samples in ../shared/data (the COCO,
-MPII and Human3.6M rows, converted with convert_coco, convert_mpii_json and spin_npz_to_prohmr;
-optionally the two MPI-INF-3DHP 2048x2048 frames) repeated to ``--rows`` rows, then measures
-images per second of ``ImageDataset(train=True)`` (ProHMR's augmentation) through a torch
-DataLoader (batch 32) with 0 and 2 worker processes, plus the same without augmentation and a
+Needs a few real dataset samples that the repository does not ship (their licences do not allow
+it): a folder given by ``$POSE_SHARED_DATA`` (default ``../shared/data`` beside the repository)
+with ``coco/``, ``mpii/``, ``h36m/`` and, for ``--with-3dhp``, ``mpi_inf_3dhp/``. Builds, in a
+temporary folder, one ProHMR npz from them (the COCO, MPII and Human3.6M rows, converted with
+convert_coco, convert_mpii_json and spin_npz_to_prohmr; optionally the two MPI-INF-3DHP
+2048x2048 frames) repeated to ``--rows`` rows, then measures images per second of
+``ImageDataset(train=True)`` (ProHMR's augmentation) through a torch DataLoader (batch 32) with
+0 and 2 worker processes, plus the same without augmentation and a
 per-image breakdown (JPEG decode vs crop + augmentation) in the main process. Ratios are
 against the 0-worker augmented loader measured in the same run; each loader's best of
 ``--repeats`` passes is kept (the machine may be shared).
@@ -31,6 +34,7 @@ import pose_data as pd
 
 
 def shared_data() -> Path:
+    """``$POSE_SHARED_DATA`` or ``<repo>/../shared/data``: the licence-restricted samples."""
     root = Path(__file__).resolve().parents[1]
     return Path(os.environ.get("POSE_SHARED_DATA", root.parent / "shared" / "data"))
 
@@ -113,7 +117,12 @@ def main() -> None:
     args = parser.parse_args()
     data = shared_data()
     if not data.is_dir():
-        raise SystemExit(f"real sample data not found at {data} (set POSE_SHARED_DATA)")
+        raise SystemExit(
+            f"bench_data.py: real sample folder {data} not found. This benchmark needs COCO, "
+            "MPII and Human3.6M samples, which the repository does not ship (licence-restricted); "
+            "set POSE_SHARED_DATA to a folder holding them (coco/, mpii/, h36m/; the layout is "
+            "in this program's docstring)"
+        )
     torch.set_num_threads(1)
     print(
         f"pose-data loader benchmark | {platform.processor() or platform.machine()} | "

@@ -1,11 +1,11 @@
 """ProHMR demo: an image and OpenPose keypoints (or a box) -> regression, samples, fitting, PNGs.
 
     python tools/demo.py --checkpoint outputs/default/checkpoints/last.pt \\
-        --image ../shared/data/openpose/spin_example/im1010.jpg \\
-        --openpose ../shared/data/openpose/spin_example/im1010_openpose.json --out demo_out
-    python tools/demo.py --checkpoint ckpt.pt \\
-        --image-dir ../shared/data/openpose/prohmr_example/images \\
-        --keypoint-dir ../shared/data/openpose/prohmr_example/keypoints --out demo_out
+        --image assets/demo/spin_example/im1010.jpg \\
+        --openpose assets/demo/spin_example/im1010_openpose.json --out demo_out
+    python tools/demo.py --checkpoint outputs/default/checkpoints/last.pt \\
+        --image-dir assets/demo/prohmr_example/images \\
+        --keypoint-dir assets/demo/prohmr_example/keypoints --out demo_out
     python tools/demo.py --checkpoint ckpt.pt --image photo.jpg --box 10 20 200 400
 
 As the original demo (docs/fitting.md#keypoint-fitting): every person with OpenPose keypoints gets a

@@ -1,13 +1,16 @@
 """Make 2D-to-3D lifting datasets: train/test npz + training 2D statistics (docs/data.md).
 
-    python tools/make_lifting_dataset.py cmu --cmu-dir ../shared/data/cmu_mocap --out-dir lifting
+    python tools/make_lifting_dataset.py cmu      # assets/cmu_mocap -> outputs/synthetic/lifting
+    python tools/make_lifting_dataset.py cmu --cmu-dir my_clips --out-dir data/lifting
     python tools/make_lifting_dataset.py h36m --data-3d data_3d_h36m.npz --cameras cameras.pkl \\
         [--data-2d data_2d_h36m_cpn_ft_h36m_dbb.npz] --out-dir data/lifting
 
-cmu: every ASF/AMC pair (<stem><digits>.amc with <stem>.asf) and BVH file (CMU units) under
---cmu-dir, seen by random virtual cameras; split by clip. h36m: VideoPose3D's npz files with the
-Human3.6M calibrations; ground-truth 2D (projected) unless --data-2d gives detections; train
-S1, S5, S6, S7, S8 (all cameras), test S9, S11 (camera 60457274, or all with --test-all-cameras).
+cmu: every ASF/AMC pair (<stem><digits>.amc with <stem>.asf, or CMU's <subject>_<trial>.amc with
+<subject>.asf) and BVH file (CMU units) under --cmu-dir (default: the clips the repository ships
+in assets/cmu_mocap), seen by random virtual cameras; split by clip. h36m: VideoPose3D's npz
+files with the Human3.6M calibrations; ground-truth 2D (projected) unless --data-2d gives
+detections; train S1, S5, S6, S7, S8 (all cameras), test S9, S11 (camera 60457274, or all with
+--test-all-cameras).
 """
 
 from __future__ import annotations
@@ -17,37 +20,20 @@ import sys
 from pathlib import Path
 
 import torch
+from pipeline.assets import CMU_MOCAP_DIR, read_cmu_clips
 from pipeline.cli import at_least, check_output_args, fraction
 
-from pose_data.asf_amc import read_amc, read_asf
-from pose_data.bvh import read_bvh
 from pose_data.h36m import read_h36m_cameras
 from pose_data.h36m_videopose3d import read_videopose3d_2d, read_videopose3d_3d
 from pose_data.lifting import make_cmu_lifting_dataset, make_h36m_lifting_dataset
-from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
-
-
-def read_cmu_clips(folder: Path, *, step: int) -> dict:
-    clips = {}
-    for amc in sorted(folder.rglob("*.amc")):
-        asf = amc.with_name(amc.stem.rstrip("0123456789") + ".asf")
-        if not asf.is_file():
-            asf = amc.with_suffix(".asf")
-        if not asf.is_file():
-            print(f"  skipped {amc}: no matching .asf", file=sys.stderr)
-            continue
-        clips[amc.stem] = read_amc(amc, read_asf(asf), step=step)
-    for bvh in sorted(folder.rglob("*.bvh")):
-        clips[bvh.stem] = read_bvh(bvh, unit_scale=CMU_UNIT_TO_METRES, step=step)
-    return clips
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="source", required=True)
     cmu = sub.add_parser("cmu", help="CMU ASF/AMC and BVH clips")
-    cmu.add_argument("--cmu-dir", type=Path, required=True)
-    cmu.add_argument("--out-dir", type=Path, required=True)
+    cmu.add_argument("--cmu-dir", type=Path, default=CMU_MOCAP_DIR, help="default: %(default)s")
+    cmu.add_argument("--out-dir", type=Path, default=Path("outputs/synthetic/lifting"))
     cmu.add_argument(
         "--step", type=at_least(1), default=4, help="frame step (120 fps / 4 = 30 fps)"
     )

@@ -5,9 +5,9 @@
 
 Writes ``train.npz`` / ``val.npz`` (image npz), ``multiview.pkl`` (multiview pickle),
 ``mocap.npz`` (discriminator), ``mean_params.npz``, ``images/`` and ``info.json``. Poses come from
-the CMU clips in ``../shared/data/cmu_mocap`` retargeted to SMPL (or ``$POSE_SHARED_DATA``), or a
-joint-limit sampler when those are absent (or with ``--no-mocap``). Deterministic from ``--seed``;
-an existing world with the same settings is reused unless ``--force``.
+the CMU clips the repository ships in ``assets/cmu_mocap``, retargeted to SMPL (missing clips
+are an error), or from a joint-limit sampler with ``--no-mocap``. Deterministic from ``--seed``;
+an existing world with the same settings and clips is reused unless ``--force``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """Train the probabilistic 2D-to-3D lifting model (ProSkeleton, docs/model.md).
 
-    python tools/train_lifting.py                 # CMU lifting set from ../shared/data, CPU-sized
+    python tools/train_lifting.py                 # CMU lifting set from assets/, CPU-sized
     python tools/train_lifting.py --train h36m_train.npz --val h36m_val_p2.npz \\
         --stats h36m_train_mean_stats.npz --set total_steps=300000   # the published setting
 
 Defaults of the model and optimiser are the published ones (FC-ResNet 1024 with 2 blocks, flow
 D 48 / 4 layers / hidden 1024, AdamW lr 1e-4, wd 1e-4, batch 64, 300K steps, fp32). With no
-``--train``, the CMU clips in ``../shared/data/cmu_mocap`` are projected through random virtual
-cameras (pose-data's ``make_cmu_lifting_dataset``; train and test split by clip) and a CPU-sized
-run is made. ``--resume`` continues ``output_dir``'s checkpoint exactly.
+``--train``, the CMU clips the repository ships in ``assets/cmu_mocap`` are projected through
+random virtual cameras (pose-data's ``make_cmu_lifting_dataset``; train and test split by clip)
+and a CPU-sized run is made. ``--resume`` continues ``output_dir``'s checkpoint exactly.
 
 One run per output folder: ``run.lock`` there names the owner (pid, host, start time) and a
 second run is refused; the lock of a run that died on this host is taken over, one of another
@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 import torch
+from pipeline.assets import read_cmu_clips
 from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting_training import train_lifting
 from pipeline.run_guard import add_run_folder_arguments, run_in_folder
 from pipeline.runtime import DistributedContext, init_distributed, seed_everything
-from pipeline.synthetic import shared_data_dir
 
 from pose_data.lifting import LiftingDataset, LiftingDatasetFiles
 from prohmr_model.lifting import build_lifting_model
@@ -50,23 +50,11 @@ CPU_DEFAULT = [
 
 
 def make_cmu_lifting_set(out: Path, seed: int = 0) -> LiftingDatasetFiles:
-    """The CMU lifting set (train on some clips, test on others) under ``out``."""
-    from pose_data.asf_amc import read_amc, read_asf
-    from pose_data.bvh import read_bvh
+    """The CMU lifting set of ``assets/cmu_mocap`` (train on some clips, test on others) under
+    ``out``."""
     from pose_data.lifting import make_cmu_lifting_dataset
-    from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
 
-    folder = shared_data_dir() / "cmu_mocap"
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"CMU clips not found in {folder}; set POSE_SHARED_DATA or pass --train/--val/--stats"
-        )
-    clips = {}
-    for amc in sorted((folder / "asf_amc").glob("*.amc")):
-        asf = amc.with_name(amc.stem.rstrip("0123456789") + ".asf")
-        clips[amc.stem] = read_amc(amc, read_asf(asf), step=4)
-    for bvh in sorted((folder / "bvh").glob("*.bvh")):
-        clips[bvh.stem] = read_bvh(bvh, unit_scale=CMU_UNIT_TO_METRES, step=4)
+    clips = read_cmu_clips(step=4)  # assets/cmu_mocap, 120 -> 30 fps
     generator = torch.Generator().manual_seed(seed)
     return make_cmu_lifting_dataset(
         clips, out, test_clips=["131_02", "backflip"], num_cameras=4, generator=generator

@@ -1,20 +1,19 @@
 """The embedded synthetic world (docs/data.md): rendered procedural bodies in ProHMR's format.
 
-For every image: a pose (CMU motion capture retargeted to SMPL when ``../shared/data/cmu_mocap``
-is there, else the joint-limit sampler), random betas, a random heading and tilt, a perspective
-camera with a random focal length and distance, a random background (gradients and blobs) and
-light; pose-body's procedural model is posed with smplx and drawn by pose-body's software
-renderer, each body part in its own colour (left and right differ). Written per split in the npz
-image npz format (2D/3D keypoints in the 44 layout, SMPL parameters with the global
-orientation in the camera frame, boxes of 1.2 x the keypoint extent), plus a mocap npz for the
-discriminator, a multiview pickle (one pose seen by several cameras) and mean parameters for the
-FC head. Deterministic from the seed.
+For every image: a pose (the CMU motion capture of ``assets/cmu_mocap`` retargeted to SMPL, or
+the joint-limit sampler with ``use_mocap: false``; missing clips are an error), random betas, a
+random heading and tilt, a perspective camera with a random focal length and distance, a random
+background (gradients and blobs) and light; pose-body's procedural model is posed with smplx and
+drawn by pose-body's software renderer, each body part in its own colour (left and right
+differ). Written per split in the npz format of docs/data.md (2D/3D keypoints in the 44 layout,
+SMPL parameters with the global orientation in the camera frame, boxes of 1.2 x the keypoint
+extent), plus a mocap npz for the discriminator, a multiview pickle (one pose seen by several
+cameras) and mean parameters for the FC head. Deterministic from the seed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +32,11 @@ from pose_data.io import (
     write_prohmr_npz,
 )
 
+from .assets import cmu_clip_files, read_cmu_clip
 from .config import SyntheticConfig
 from .retarget import retarget_h36m17_to_smpl, sample_joint_limited_poses
 
-__all__ = ["SyntheticWorld", "build_body_model", "generate_synthetic_world", "shared_data_dir"]
+__all__ = ["SyntheticWorld", "build_body_model", "generate_synthetic_world"]
 
 FORMAT_VERSION = 1
 
@@ -55,12 +55,6 @@ class SyntheticWorld:
     info: dict[str, Any]
 
 
-def shared_data_dir() -> Path:
-    """``$POSE_SHARED_DATA`` or ``<repo>/../shared/data``."""
-    repo = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("POSE_SHARED_DATA", str(repo.parent / "shared" / "data")))
-
-
 def build_body_model() -> BodyModel:
     """pose-body's procedural model with its extra and H36M regressors."""
     procedural = procedural_body_model()
@@ -71,38 +65,25 @@ def build_body_model() -> BodyModel:
     )
 
 
-def _mocap_pool(rest_joints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
-    """(P, 72) axis-angle poses from the CMU clips (global orientation first), and clip names."""
-    from pose_data.asf_amc import read_amc, read_asf
-    from pose_data.bvh import read_bvh
-    from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES, mocap_to_h36m17
+def _mocap_pool(
+    rest_joints: np.ndarray, rng: np.random.Generator, folder: Path | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """(P, 72) axis-angle poses from the CMU clips in ``folder`` (default: the repository's
+    ``assets/cmu_mocap``; global orientation first, shuffled), and the clips' file names. A
+    missing or empty folder is an error."""
+    from pose_data.mocap_skeleton import mocap_to_h36m17
 
-    folder = shared_data_dir() / "cmu_mocap"
-    clips = []
-    names = []
-    asf_dir = folder / "asf_amc"
-    for amc in sorted(asf_dir.glob("*.amc")) if asf_dir.is_dir() else []:
-        stem = amc.stem.rstrip("0123456789")
-        asf = asf_dir / f"{stem}.asf"
-        if not asf.is_file():
-            continue
-        clips.append(read_amc(amc, read_asf(asf), step=4))  # 120 -> 30 fps
-        names.append(amc.name)
-    bvh_dir = folder / "bvh"
-    for bvh in sorted(bvh_dir.glob("*.bvh")) if bvh_dir.is_dir() else []:
-        clips.append(read_bvh(bvh, unit_scale=CMU_UNIT_TO_METRES, step=4))
-        names.append(bvh.name)
+    files = cmu_clip_files(folder)
     poses = []
-    for clip in clips:
+    for path in files:
+        clip = read_cmu_clip(path, step=4)  # 120 -> 30 fps
         joints = np.asarray(mocap_to_h36m17(clip), dtype=np.float64)
         global_orient, body_pose = retarget_h36m17_to_smpl(joints, rest_joints)
         rotmats = np.concatenate([global_orient[:, None], body_pose], axis=1)
         axis_angle = pg.rotmat_to_axis_angle(torch.from_numpy(rotmats)).numpy()
         poses.append(axis_angle.reshape(-1, 72))
-    if not poses:
-        return np.zeros((0, 72), np.float32), []
     pool = np.concatenate(poses).astype(np.float32)
-    return pool[rng.permutation(len(pool))], names
+    return pool[rng.permutation(len(pool))], [path.name for path in files]
 
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -328,6 +309,8 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
         "image_size": config.image_size,
         "seed": config.seed,
         "use_mocap": config.use_mocap,
+        # the clips in use (a world made from other clips, or none, is made again)
+        "clips": [path.name for path in cmu_clip_files()] if config.use_mocap else [],
     }
     world = SyntheticWorld(
         root=root,
@@ -346,11 +329,11 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
     rng = np.random.default_rng(config.seed)
     body = build_body_model()
     rest = rest_joints(body)
-    pool, clip_names = (np.zeros((0, 72), np.float32), [])
     if config.use_mocap:
-        pool, clip_names = _mocap_pool(rest, rng)
-    source = "cmu_mocap" if len(pool) else "joint_limits"
-    if not len(pool):
+        pool, _ = _mocap_pool(rest, rng)
+        source = "cmu_mocap"
+    else:
+        source = "joint_limits"
         sampled = sample_joint_limited_poses(max(4 * config.num_train, 1000), rng)
         pool = np.concatenate([np.zeros((len(sampled), 3), np.float32), sampled], axis=1)
     # held-out poses: the last 15% of the (shuffled) pool never appear in training images
@@ -397,7 +380,6 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
     info = {
         **wanted,
         "pose_source": source,
-        "clips": clip_names,
         "pose_pool": len(pool),
         "train_images": len(train["imgname"]),
         "val_images": len(val["imgname"]),

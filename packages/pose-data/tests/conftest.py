@@ -1,4 +1,5 @@
-"""Fixtures for pose-data tests: the shared real-data folder and small synthetic datasets."""
+"""Fixtures for pose-data tests: the repository's assets, the optional real-data folder and
+small synthetic datasets."""
 
 from __future__ import annotations
 
@@ -14,8 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="session")
+def assets() -> Path:
+    """The repository's ``assets/`` folder (CMU clips, demo examples; see assets/CREDITS.md)."""
+    root = REPO_ROOT / "assets"
+    if not (root / "CREDITS.md").is_file():
+        pytest.fail(f"the repository's assets folder {root} is missing or incomplete")
+    return root
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real sample data folder (POSE_SHARED_DATA or <repo>/../shared/data); skip if absent."""
+    """The licence-restricted real samples (POSE_SHARED_DATA or <repo>/../shared/data), which
+    the repository does not ship; skip if absent."""
     root = Path(os.environ.get("POSE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
     if not root.is_dir():
         pytest.skip(f"real sample data not found at {root} (set POSE_SHARED_DATA)")

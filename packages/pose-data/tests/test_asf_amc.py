@@ -170,8 +170,8 @@ def test_asf_errors_name_file_and_field(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_clips(shared_data):
-    folder = shared_data / "cmu_mocap" / "asf_amc"
+def real_clips(assets):
+    folder = assets / "cmu_mocap" / "asf_amc"
     return {
         amc: read_amc(folder / f"{amc}.amc", read_asf(folder / f"{asf}.asf"))
         for asf, amc, _ in CLIPS

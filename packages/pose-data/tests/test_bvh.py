@@ -89,8 +89,8 @@ def test_bvh_step_and_errors(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_bvh(shared_data):
-    folder = shared_data / "cmu_mocap" / "bvh"
+def real_bvh(assets):
+    folder = assets / "cmu_mocap" / "bvh"
     return {
         name: read_bvh(folder / f"{name}.bvh", unit_scale=CMU_UNIT_TO_METRES)
         for name in ("131_01", "131_02")

@@ -135,12 +135,12 @@ def test_make_cmu_lifting_dataset_splits_by_clip_and_projects(tmp_path):
         make_cmu_lifting_dataset(clips, tmp_path, test_clips=["nope"], joint_map=joint_map)
 
 
-def test_make_cmu_lifting_dataset_from_real_clips(shared_data, tmp_path):
+def test_make_cmu_lifting_dataset_from_real_clips(assets, tmp_path):
     from pose_data.asf_amc import read_amc, read_asf
     from pose_data.bvh import read_bvh
     from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
 
-    folder = shared_data / "cmu_mocap"
+    folder = assets / "cmu_mocap"
     clips = {
         "backflip": read_amc(
             folder / "asf_amc/backflip.amc", read_asf(folder / "asf_amc/backflip.asf"), step=8

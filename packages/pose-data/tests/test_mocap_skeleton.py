@@ -101,12 +101,12 @@ def test_custom_joint_map_and_errors():
 
 
 @pytest.fixture(scope="module")
-def real_h36m17(shared_data):
+def real_h36m17(assets):
     from pose_data.asf_amc import read_amc, read_asf
     from pose_data.bvh import read_bvh
     from pose_data.mocap_skeleton import CMU_UNIT_TO_METRES
 
-    folder = shared_data / "cmu_mocap"
+    folder = assets / "cmu_mocap"
     asf = read_amc(
         folder / "asf_amc" / "charleston1.amc",
         read_asf(folder / "asf_amc" / "charleston.asf"),

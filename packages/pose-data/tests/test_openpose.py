@@ -1,5 +1,6 @@
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -10,29 +11,28 @@ from pose_data import (
     read_openpose_json,
 )
 
-SPIN = "openpose/spin_example"
-PROHMR = "openpose/prohmr_example"
+SPIN = "demo/spin_example"
+PROHMR = "demo/prohmr_example"
+PROHMR_NAME = "pexels-anete-lusina-4793258"
 
 
-def test_real_v1_2_and_v1_3_files(shared_data):
-    v12 = read_openpose_json(shared_data / SPIN / "im1010_openpose.json")
-    raw = json.loads((shared_data / SPIN / "im1010_openpose.json").read_text())
+def test_real_v1_2_and_v1_3_files(assets):
+    v12 = read_openpose_json(assets / SPIN / "im1010_openpose.json")
+    raw = json.loads((assets / SPIN / "im1010_openpose.json").read_text())
     assert v12.version == 1.2 and len(v12) == 1 and v12.person_ids == (-1,)
     np.testing.assert_allclose(
         v12.keypoints[0].ravel(), raw["people"][0]["pose_keypoints_2d"], rtol=1e-6
     )
     assert (v12.keypoints[0, :, 2] == 0).sum() == 3  # undetected joints are zeros
-    v13 = read_openpose_json(
-        shared_data / PROHMR / "keypoints/pexels-anete-lusina-4793258_keypoints.json"
-    )
+    v13 = read_openpose_json(assets / PROHMR / f"keypoints/{PROHMR_NAME}_keypoints.json")
     assert v13.version == 1.3 and v13.keypoints.shape == (1, 25, 3)
     assert v13.keypoints.dtype == np.float32
 
 
-def test_box_of_the_spin_example_matches_its_bbox_file(shared_data):
-    frame = read_openpose_json(shared_data / SPIN / "im1010_openpose.json")
+def test_box_of_the_spin_example_matches_its_bbox_file(assets):
+    frame = read_openpose_json(assets / SPIN / "im1010_openpose.json")
     centers, sizes, has_box = openpose_boxes(frame.keypoints)
-    x, y, w, h = json.loads((shared_data / SPIN / "im1010_bbox.json").read_text())["bbox"]
+    x, y, w, h = json.loads((assets / SPIN / "im1010_bbox.json").read_text())["bbox"]
     assert has_box.tolist() == [True]
     np.testing.assert_allclose(centers[0], [x + w / 2, y + h / 2], atol=12)
     assert sizes[0] == pytest.approx(max(w, h), rel=0.1)  # 1.2 x the keypoints ~ person box
@@ -41,25 +41,55 @@ def test_box_of_the_spin_example_matches_its_bbox_file(shared_data):
     assert sizes[0] == pytest.approx(1.2 * extent.max(), rel=1e-6)
 
 
-def test_demo_dataset_on_the_real_examples(shared_data):
+def test_demo_dataset_on_the_real_examples(assets):
     for example, keypoint_dir in ((SPIN, SPIN), (PROHMR, f"{PROHMR}/keypoints")):
-        image_dir = shared_data / example / ("images" if example == PROHMR else "")
+        image_dir = assets / example / ("images" if example == PROHMR else "")
         if example == SPIN:
             arrays = openpose_to_npz(
-                image_dir, shared_data / keypoint_dir, keypoint_suffix="_openpose.json"
+                image_dir, assets / keypoint_dir, keypoint_suffix="_openpose.json"
             )
             assert arrays["imgname"].tolist() == ["im1010.jpg"]
             continue
         dataset = OpenPoseDataset(
-            image_dir, shared_data / keypoint_dir, image_size=32, max_people_per_image=1
+            image_dir, assets / keypoint_dir, image_size=32, max_people_per_image=1
         )
         assert len(dataset) == 1 and dataset.person_index.tolist() == [0]
         item = dataset[0]
-        assert item["img_size"].tolist() == [4016.0, 6016.0]
+        assert item["img_size"].tolist() == [753.0, 1128.0]  # the shipped copy, 3/16 of 4016x6016
         visible = item["keypoints_2d"][:25, 2] > 0
         # the box holds every detection with a 1.2 margin: |u| <= 0.5 / 1.2
         assert np.abs(item["keypoints_2d"][:25][visible, :2]).max() <= 0.5 / 1.2 + 1e-5
         assert not item["keypoints_3d"].any() and item["has_smpl_params"]["body_pose"] == 0
+
+
+def test_downscaled_prohmr_example_fits_its_image(assets):
+    """The shipped photo is downscaled; its keypoints were scaled with it and stay on it."""
+    image = cv2.imread(str(assets / PROHMR / "images" / f"{PROHMR_NAME}.jpg"))
+    height, width = image.shape[:2]
+    assert (width, height) == (753, 1128)
+    frame = read_openpose_json(assets / PROHMR / "keypoints" / f"{PROHMR_NAME}_keypoints.json")
+    detected = frame.keypoints[0][frame.keypoints[0, :, 2] > 0]
+    assert len(detected) == 24
+    assert (detected[:, 0] >= 0).all() and (detected[:, 0] < width).all()
+    assert (detected[:, 1] >= 0).all() and (detected[:, 1] < height).all()
+    # one standing person: head to feet spans about half of the photo's height
+    assert 0.35 * height < np.ptp(detected[:, 1]) < 0.6 * height
+
+
+def test_downscaled_prohmr_example_is_the_original_scaled(assets, shared_data):
+    """Against the full-size original (when the reference copy is at hand): x, y times 3/16,
+    confidences and every other field unchanged."""
+    original = shared_data / "openpose/prohmr_example"
+    scaled = json.loads((assets / PROHMR / f"keypoints/{PROHMR_NAME}_keypoints.json").read_text())
+    raw = json.loads((original / f"keypoints/{PROHMR_NAME}_keypoints.json").read_text())
+    points = np.reshape(scaled["people"][0].pop("pose_keypoints_2d"), (25, 3))
+    full = np.reshape(raw["people"][0].pop("pose_keypoints_2d"), (25, 3))
+    assert scaled == raw
+    np.testing.assert_allclose(points[:, :2], full[:, :2] * 3 / 16, atol=5e-4)
+    np.testing.assert_array_equal(points[:, 2], full[:, 2])
+    big = cv2.imread(str(original / f"images/{PROHMR_NAME}.jpg")).shape[:2]
+    small = cv2.imread(str(assets / PROHMR / f"images/{PROHMR_NAME}.jpg")).shape[:2]
+    assert (small[0] * 16, small[1] * 16) == (big[0] * 3, big[1] * 3)
 
 
 def _write(path, people, version=1.3, key="pose_keypoints_2d"):
