@@ -1,9 +1,10 @@
 """The evaluation protocols' numbers pinned on a tiny fixed model and data set.
 
-The expected values were recorded with the evaluation code as the main job's report used it
-before the regression protocol was unified: the report's figures (``evaluate_regression`` called
-as ``pipeline.session`` calls it) and the lifting figures must stay the same, random draws
-included. The generator's next draw after the evaluation pins how many numbers it consumed.
+The expected values were recorded before the regression protocol was unified, with the code of
+the time: the training run's report (``evaluate_regression`` called as ``pipeline.session``
+calls it), the lifting evaluation and eval_regression.py's own loop. Those figures must stay the
+same, random draws included; the generator's next draw after the evaluation pins how many
+numbers it consumed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import numpy as np
 import pytest
 import torch
 from pipeline.synthetic import build_body_model
-from pipeline.testing import load_tool
 
 import pose_geometry as pg
 from prohmr_model.config import LiftingModelConfig, ModelConfig
-from prohmr_model.evaluation import evaluate_lifting, evaluate_regression
+from prohmr_model.evaluation import GAUSSIAN_SIGMAS_M, evaluate_lifting, evaluate_regression
 from prohmr_model.lifting import build_lifting_model
 from prohmr_model.model import build_prohmr
 
@@ -124,19 +124,21 @@ REPORT_BATCHED = {
     "mean_pose_pa_mpjpe": 408.061767578125,
 }
 REPORT_BATCHED_NEXT = 0.5364875793457031
-CHUNKED = {
+# k-means drawing from the samples' generator (recorded with sample_chunk 1024; the chunk size
+# now changes nothing: the latents are drawn in one go and decoded in chunks)
+KMEANS = {
     "mode_mpjpe": 911.446484375,
     "mode_pa_mpjpe": 414.6551574707031,
-    "best4_mpjpe": 822.1871826171875,
-    "best4_pa_mpjpe": 402.74249877929685,
-    "best16_mpjpe": 757.8329223632812,
-    "best16_pa_mpjpe": 389.154345703125,
-    "kmeans2_mpjpe": 798.2735961914062,
-    "kmeans2_pa_mpjpe": 410.75913696289064,
+    "best4_mpjpe": 797.5320556640625,
+    "best4_pa_mpjpe": 403.5469055175781,
+    "best16_mpjpe": 751.0334228515625,
+    "best16_pa_mpjpe": 389.93975219726565,
+    "kmeans2_mpjpe": 798.7655151367187,
+    "kmeans2_pa_mpjpe": 413.5665649414062,
     "mean_pose_mpjpe": 906.4002868652344,
     "mean_pose_pa_mpjpe": 408.061767578125,
 }
-CHUNKED_NEXT = 0.409217894077301
+KMEANS_NEXT = 0.409217894077301
 
 
 @pytest.mark.parametrize(
@@ -148,16 +150,15 @@ CHUNKED_NEXT = 0.409217894077301
         (
             (4, 16),
             {"batch_size": 2, "kmeans_clusters": (2,), "sample_chunk": 5},
-            CHUNKED,
-            CHUNKED_NEXT,
+            KMEANS,
+            KMEANS_NEXT,
         ),
     ],
-    ids=["full", "quick", "batch2", "kmeans-chunked"],
+    ids=["full", "quick", "batch2", "kmeans-chunk5"],
 )
 def test_report_figures_are_pinned(setup, best_of, options, expected, next_draw) -> None:
     model, items, mean = setup
     evaluation, draw = report_call(model, items, mean, best_of=best_of, **options)
-    print(best_of, options, evaluation.summary, draw)
     check(evaluation.summary, expected)
     assert draw == next_draw
     assert evaluation.accumulator.num_images == len(items)
@@ -273,30 +274,65 @@ TOOL = {
 TOOL_NEXT = 0.6493549346923828
 
 
-def test_eval_regression_figures_are_pinned(setup) -> None:
-    """eval_regression.py's protocol (kmeans, Gaussian and training-set baselines, PCK/AUC) on
-    items whose joints all count."""
-    model, items, _ = setup
+def tool_items(items):
+    """The tiny items with every joint counted, and 20 pelvis-relative training poses."""
     items = [{**item, "keypoints_3d": item["keypoints_3d"].clone()} for item in items]
     for item in items:
         item["keypoints_3d"][:, 3] = 1.0
-    generator = torch.Generator().manual_seed(0)
     training = 0.3 * torch.randn(20, 44, 3, generator=torch.Generator().manual_seed(9))
-    training = training - training[:, pg.PELVIS_IDX_44 : pg.PELVIS_IDX_44 + 1]
-    tool = load_tool("eval_regression")
-    summary, _ = tool.evaluate(
+    return items, training - training[:, pg.PELVIS_IDX_44 : pg.PELVIS_IDX_44 + 1]
+
+
+def tool_call(model, items, training, generator, **options):
+    return evaluate_regression(
         model,
         items,
-        joints=pg.MPI_INF17_IDX_44,
+        keypoint_list=pg.MPI_INF17_IDX_44,
         num_samples=16,
-        ns=(1, 4, 16),
-        kmeans=(2,),
+        best_of=(1, 4, 16),
+        kmeans_clusters=(2,),
+        gaussian_sigmas_m=GAUSSIAN_SIGMAS_M,
         training_poses=training,
+        pck_auc=True,
         batch_size=2,
         generator=generator,
-        group_by="",
-        pck=True,
-        device=torch.device("cpu"),
+        **options,
     )
-    check(summary, TOOL)
+
+
+def test_eval_regression_figures_are_pinned(setup) -> None:
+    """eval_regression.py's former loop (k-means, Gaussian and training-set baselines and
+    PCK/AUC, all drawing from one generator) is the package's protocol with those options."""
+    model, items, _ = setup
+    items, training = tool_items(items)
+    generator = torch.Generator().manual_seed(0)
+    evaluation = tool_call(model, items, training, generator)
+    check(evaluation.summary, TOOL)
     assert float(torch.rand((), generator=generator)) == TOOL_NEXT
+
+
+def test_baselines_from_their_own_generator_leave_the_model_figures_alone(setup) -> None:
+    model, items, mean = setup
+    plain, _ = report_call(model, items, mean, best_of=(4, 16), batch_size=2)
+    with_baselines, draw = report_call(
+        model,
+        items,
+        mean,
+        best_of=(4, 16),
+        batch_size=2,
+        kmeans_clusters=(2,),
+        gaussian_sigmas_m=GAUSSIAN_SIGMAS_M,
+        baseline_generator=torch.Generator().manual_seed(1),
+    )
+    for name, value in plain.summary.items():
+        assert with_baselines.summary[name] == pytest.approx(value, rel=REL), name
+    assert draw == REPORT_BATCHED_NEXT
+    assert "gauss20cm_best16_mpjpe" in with_baselines.summary
+
+
+def test_the_sample_chunk_changes_nothing(setup) -> None:
+    model, items, mean = setup
+    whole, _ = report_call(model, items, mean, best_of=(1, 16), batch_size=3)
+    chunked, _ = report_call(model, items, mean, best_of=(1, 16), batch_size=3, sample_chunk=4)
+    for name, value in whole.summary.items():
+        assert chunked.summary[name] == pytest.approx(value, rel=1e-5), name
