@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,7 +14,12 @@ from pipeline.runtime import DistributedContext
 from torch import nn
 
 import pose_geometry as pg
-from prohmr_model.evaluation import evaluate_lifting, evaluate_regression
+from prohmr_model.evaluation import (
+    error_vs_n_plot,
+    evaluate_lifting,
+    evaluate_regression,
+    score_hypotheses,
+)
 from prohmr_model.lifting import build_lifting_model, prepend_zero_pelvis
 
 
@@ -154,6 +160,95 @@ def test_regression_mode_error_on_lsp14_is_the_known_offset() -> None:
     assert result.summary["mode_mpjpe"] == pytest.approx(50.0, rel=1e-5)
     assert result.summary["kmeans8_mpjpe"] == pytest.approx(result.summary["best8_mpjpe"], rel=1e-5)
     assert result.accumulator.num_images == 3
+
+
+def regression_items(targets: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+    items = []
+    for row, target in enumerate(targets):
+        image = torch.zeros(3, 4, 4)
+        image[0, 0, 0] = row
+        keypoints = torch.cat([target, torch.ones(44, 1)], 1)
+        items.append({"img": image, "keypoints_3d": keypoints, "idx": row})
+    return items
+
+
+def test_score_hypotheses_baselines_pck_and_mask() -> None:
+    generator = torch.Generator().manual_seed(0)
+    target = 0.3 * torch.randn(2, 17, 3, generator=generator)
+    predictions = target[:, None].repeat(1, 8, 1, 1)
+    predictions[:, 0, 1:] += torch.tensor([0.2, 0.0, 0.0])  # the mode: 200 mm off on 16 joints
+    predictions[:, 1:] += 0.01 * torch.randn(2, 7, 17, 3, generator=generator)
+    mask = torch.ones(2, 17)
+    mask[:, 5] = 0
+    values = score_hypotheses(
+        predictions,
+        target,
+        root_idx=0,
+        mask=mask,
+        best_of=(1, 8),
+        gaussian_sigmas_m=(0.0,),
+        training_poses=target[:1],
+        pck_auc=True,
+        generator=generator,
+    )
+    assert list(values) == [
+        "mode_mpjpe", "mode_pa_mpjpe", "best1_mpjpe", "best1_pa_mpjpe", "best8_mpjpe",
+        "best8_pa_mpjpe", "gauss0cm_best1_mpjpe", "gauss0cm_best1_pa_mpjpe",
+        "gauss0cm_best8_mpjpe", "gauss0cm_best8_pa_mpjpe", "trainset_best1_mpjpe",
+        "trainset_best1_pa_mpjpe", "trainset_best8_mpjpe", "trainset_best8_pa_mpjpe",
+        "mode_pck150", "mode_auc",
+    ]  # fmt: skip
+    # 15 of the 16 used joints are 200 mm off (joint 5 is masked out, the root is exact)
+    assert torch.allclose(values["mode_mpjpe"], torch.full((2,), 200.0 * 15 / 16), rtol=1e-5)
+    assert torch.equal(values["best1_mpjpe"], values["mode_mpjpe"])
+    assert bool((values["best8_mpjpe"] < 50.0).all())
+    # σ = 0: every Gaussian sample is the mode
+    assert torch.equal(values["gauss0cm_best8_mpjpe"], values["mode_mpjpe"])
+    # the one training pose is image 0's ground truth
+    assert float(values["trainset_best1_mpjpe"][0]) == pytest.approx(0.0, abs=1e-3)
+    # no used joint is within 150 mm; the AUC counts the root's 0 mm error at every threshold
+    # above 0 (30 of 31), so 1 of 16 used joints
+    assert torch.equal(values["mode_pck150"], torch.full((2,), 100.0 / 16))
+    assert torch.allclose(values["mode_auc"], torch.full((2,), 100.0 / 16 * 30 / 31))
+    with pytest.raises(ValueError, match=r"`best_of` values must lie in \[1, 8\].*got \[9\]"):
+        score_hypotheses(predictions, target, root_idx=0, best_of=(9,))
+
+
+def test_regression_breakdown_by_dataset_row_labels() -> None:
+    targets = 0.3 * torch.randn(4, 44, 3)
+    model = FixedRegressor(targets, torch.zeros(44, 3))
+    result = evaluate_regression(
+        model,
+        regression_items(targets),
+        keypoint_list=None,
+        num_samples=4,
+        best_of=(4,),
+        batch_size=3,
+        generator=torch.Generator().manual_seed(0),
+        group_labels={"action": ["walk", "sit", "walk", "sit"]},
+    )
+    *groups, overall = result.accumulator.summarize(group_by="action")
+    assert [(g.labels["action"], g.num_images) for g in groups] == [("sit", 2), ("walk", 2)]
+    assert overall.num_images == 4
+    with pytest.raises(ValueError, match=r"`num_samples` \(4\) must be >= .*\(5\)"):
+        evaluate_regression(
+            model, regression_items(targets), keypoint_list=None, num_samples=4,
+            kmeans_clusters=(5,),
+        )  # fmt: skip
+
+
+def test_error_vs_n_plot(tmp_path, monkeypatch) -> None:
+    summary = {
+        "mode_mpjpe": 90.0, "mode_pa_mpjpe": 60.0, "best1_mpjpe": 90.0, "best1_pa_mpjpe": 60.0,
+        "best4_mpjpe": 80.0, "best4_pa_mpjpe": 55.0, "kmeans4_mpjpe": 78.0,
+        "kmeans4_pa_mpjpe": 54.0, "gauss10cm_best4_mpjpe": 85.0,
+        "gauss10cm_best4_pa_mpjpe": 58.0, "mean_pose_mpjpe": 150.0, "mean_pose_pa_mpjpe": 99.0,
+    }  # fmt: skip
+    path = error_vs_n_plot(summary, (1, 4), tmp_path / "plot.png", title="test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ModuleNotFoundError, match=r"prohmr-model\[plots\]"):
+        error_vs_n_plot(summary, (1, 4), tmp_path / "again.png", title="test")
 
 
 def test_lifting_model_trains_and_resumes(tmp_path) -> None:

@@ -463,10 +463,10 @@ def test_train_prohmr_report_refuses_nan_predictions(tmp_path, checkpoint, state
 def test_mean_pose_baseline_reads_only_rows_with_smpl_poses(tmp_path) -> None:
     """Training sets without SMPL arrays (COCO, MPII) or with rows lacking them: the final
     report's mean-pose baseline uses the rows that have poses, or is left out (no KeyError)."""
-    from pipeline.session import _training_smpl
+    from pipeline.session import training_smpl
 
     np.savez(tmp_path / "coco.npz", imgname=np.array(["a.jpg", "b.jpg"]))
-    assert _training_smpl([tmp_path / "coco.npz"]) is None
+    assert training_smpl([tmp_path / "coco.npz"]) is None
     poses = np.arange(3 * 72, dtype=np.float32).reshape(3, 72)
     betas = np.stack([np.full(10, 1.0), np.full(10, 5.0), np.full(10, 3.0)]).astype(np.float32)
     np.savez(
@@ -476,7 +476,7 @@ def test_mean_pose_baseline_reads_only_rows_with_smpl_poses(tmp_path) -> None:
         has_body_pose=np.array([1.0, 0.0, 1.0]),
         has_betas=np.array([1.0, 0.0, 1.0]),
     )
-    found = _training_smpl([tmp_path / "coco.npz", tmp_path / "mixed.npz"])
+    found = training_smpl([tmp_path / "coco.npz", tmp_path / "mixed.npz"])
     assert found is not None
     np.testing.assert_array_equal(found[0], poses[[0, 2]])
     np.testing.assert_array_equal(found[1], np.full(10, 2.0))

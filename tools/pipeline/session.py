@@ -174,7 +174,7 @@ class ProHMRSession:
         best_of = (4,) if quick else (4, 16)
         num_samples = max(best_of)
         extra_predictions = {}
-        smpl = _training_smpl([self._entry(name).file for name in config.data.train])
+        smpl = training_smpl([self._entry(name).file for name in config.data.train])
         if smpl is not None:
             mean_keypoints = mean_pose_keypoints(self.body_model, *smpl).to(device)
             extra_predictions["mean_pose"] = lambda batch: mean_keypoints.expand(
@@ -215,7 +215,7 @@ class ProHMRSession:
             self.writer.close()
 
 
-def _training_smpl(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
+def training_smpl(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
     """Poses (N, 72) of the training rows that have them, and the mean of their betas,
     for the mean-pose baseline; None when no training set has SMPL poses (COCO, MPII)."""
     poses, betas = [], []

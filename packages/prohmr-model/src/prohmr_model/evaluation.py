@@ -1,11 +1,22 @@
-"""Regression evaluation: mode and best-of-n MPJPE / PA-MPJPE on an image dataset
-(docs/evaluation.md#mode-and-best-of-n).
+"""The evaluation protocols: regression (images -> 44 keypoints) and lifting (2D -> 3D joints).
 
-Predictions and ground truth are compared on the 44-keypoint layout, pelvis (39) subtracted,
-restricted to the dataset's keypoint list (LSP-14 for H36M-P2 and 3DPW, MPI-INF-17, ...), in mm.
-Best-of-n for several n uses the first n samples of one draw of max(n) (sample 0 = mode); k-means
-quantised n clusters 4096 samples per image into n hypotheses
-(docs/evaluation.md#k-means-quantisation).
+One protocol scores every model and every program (the training run's report, the evaluation
+programs): :func:`score_hypotheses` scores a (B, S, J, 3) set of hypotheses per image (sample 0
+= the mode) against the ground truth, and :func:`evaluate_regression` / :func:`evaluate_lifting`
+feed it a model's samples batch by batch.
+
+- Errors are MPJPE (after subtracting the root joint) and PA-MPJPE, in mm. Regression compares
+  the 44-keypoint layout, pelvis (39) subtracted, restricted to the dataset's keypoint list
+  (LSP-14 for H36M-P2 and 3DPW, MPI-INF-17, ...; all 44 without one), joints of zero ground-truth
+  confidence left out; lifting compares 17 joints with the original's zero pelvis.
+- Best-of-n for every n uses the first n samples of ONE draw of ``num_samples`` hypotheses per
+  image (sample 0 = the mode), as the paper's error-versus-n curves do; the paper draws exactly
+  max(n) (its tables: the best of one draw of 4096, the mode included). k-means n clusters all
+  the drawn samples into n hypotheses (the paper clusters 4096). See
+  docs/evaluation.md#mode-and-best-of-n and docs/evaluation.md#k-means-quantisation.
+- Baselines get the same scoring: Gaussian samples N(θ*, σ²I) around the mode θ* (sample 0 =
+  θ* itself; σ = 1, 10, 20 cm in the paper) and poses drawn uniformly from the training set,
+  as many per image as the model's draw, and fixed predictions (the mean training pose).
 
 Non-finite predictions (a checkpoint with NaN weights, an overflow) are never scored: every
 evaluation program checks the model's poses with :func:`check_finite_predictions`, which raises
@@ -16,7 +27,8 @@ were NaN or infinite, so the program exits non-zero instead of printing NaN mean
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +46,7 @@ from .lifting import ProSkeleton, lifting_batch, prepend_zero_pelvis
 from .model import ProHMR
 
 __all__ = [
+    "GAUSSIAN_SIGMAS_M",
     "NonFinitePredictionError",
     "RegressionEvaluation",
     "check_finite_predictions",
@@ -41,7 +54,11 @@ __all__ = [
     "evaluate_lifting",
     "evaluate_regression",
     "mean_pose_keypoints",
+    "score_hypotheses",
 ]
+
+GAUSSIAN_SIGMAS_M = (0.01, 0.10, 0.20)
+"""The paper's Gaussian baselines: standard deviations of 1, 10 and 20 cm around the mode."""
 
 
 class NonFinitePredictionError(ValueError):
@@ -89,97 +106,284 @@ def _chunks(total: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, total)) for start in range(0, total, size)]
 
 
+def _check_counts(name: str, values: Sequence[int], available: int, what: str) -> None:
+    bad = [int(v) for v in values if not 1 <= int(v) <= available]
+    if bad:
+        raise ValueError(f"`{name}` values must lie in [1, {available}] ({what}), got {bad}")
+
+
+def score_hypotheses(
+    predictions: Tensor,
+    target: Tensor,
+    *,
+    root_idx: int,
+    joint_idx: Sequence[int] | None = None,
+    mask: Tensor | None = None,
+    best_of: Sequence[int] = (),
+    kmeans_clusters: Sequence[int] = (),
+    gaussian_sigmas_m: Sequence[float] = (),
+    training_poses: Tensor | None = None,
+    pck_auc: bool = False,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """Per-image errors (mm) of S hypotheses per image, and of the baselines built like them.
+
+    Args:
+        predictions: (B, S, J, 3) hypotheses in metres; sample 0 is the mode.
+        target: (B, J, 3) ground truth in metres.
+        root_idx: the joint subtracted before MPJPE (39 for regression, 0 for lifting).
+        joint_idx: the joints scored (None: all J).
+        mask: (B, J) ground-truth confidences; a joint with 0 is left out of every metric.
+        best_of: n values: ``best{n}`` is the smallest error among samples 0..n-1.
+        kmeans_clusters: k values: ``kmeans{k}`` clusters all S samples into k hypotheses.
+        gaussian_sigmas_m: σ values in metres: S samples from N(θ*, σ²I) around the mode θ*
+            (their sample 0 is θ* itself), scored as ``gauss{σ in cm}cm_best{n}``.
+        training_poses: (M, J, 3) root-relative training poses in metres: S drawn per image
+            uniformly with replacement, scored as ``trainset_best{n}``.
+        pck_auc: add ``mode_pck150`` and ``mode_auc`` (percent; the mode's root-aligned joint
+            errors below 150 mm, and the mean PCK over 0, 5, ..., 150 mm: MPI-INF-3DHP's).
+        generator: random source of k-means and the baselines, on the predictions' device.
+            Drawn in this order: k-means (each k in turn), the Gaussian samples (each σ in
+            turn), the training poses.
+
+    Returns:
+        name -> (B,) values (MPJPE ``..._mpjpe``, PA-MPJPE ``..._pa_mpjpe``), in the order
+        mode, best-of-n, k-means, Gaussian, training set, PCK/AUC.
+
+    Raises:
+        ValueError: if an n or k is not in [1, S], and as ``pose_metrics`` for bad shapes.
+    """
+    num = predictions.shape[1]
+    _check_counts("best_of", best_of, num, "the hypotheses per image")
+    _check_counts("kmeans_clusters", kmeans_clusters, num, "the hypotheses per image")
+    joints = None if joint_idx is None else list(joint_idx)
+    options: dict[str, Any] = {"root_idx": root_idx, "joint_idx": joints, "mask": mask}
+    result = pm.best_of_n(predictions, target, **options)
+    values: dict[str, Tensor] = {
+        "mode_mpjpe": result.mode_mpjpe,
+        "mode_pa_mpjpe": result.mode_pa_mpjpe,
+    }
+    for n in best_of:
+        first = result.best_of_first(n)
+        values[f"best{n}_mpjpe"] = first.mpjpe
+        values[f"best{n}_pa_mpjpe"] = first.pa_mpjpe
+    for k in kmeans_clusters:
+        clustered = pm.kmeans_best_of_k(
+            predictions, target, num_clusters=k, generator=generator, **options
+        )
+        values[f"kmeans{k}_mpjpe"] = clustered.min_mpjpe
+        values[f"kmeans{k}_pa_mpjpe"] = clustered.min_pa_mpjpe
+    baselines: list[tuple[str, Callable[[], Tensor]]] = []
+    for sigma in gaussian_sigmas_m:
+        baselines.append(
+            (
+                f"gauss{round(sigma * 100)}cm",
+                lambda sigma=sigma: pm.gaussian_baseline_samples(
+                    predictions[:, 0], num_samples=num, sigma_m=sigma, generator=generator
+                ),
+            )
+        )
+    if training_poses is not None:
+        baselines.append(
+            (
+                "trainset",
+                lambda: pm.training_set_baseline_samples(
+                    training_poses, num_images=len(target), num_samples=num, generator=generator
+                ),
+            )
+        )
+    for name, draw in baselines:
+        scored = pm.best_of_n(draw(), target, **options)
+        for n in best_of:
+            first = scored.best_of_first(n)
+            values[f"{name}_best{n}_mpjpe"] = first.mpjpe
+            values[f"{name}_best{n}_pa_mpjpe"] = first.pa_mpjpe
+    if pck_auc:
+        errors = pm.joint_position_errors(
+            predictions[:, 0], target, root_idx=root_idx, joint_idx=joints
+        )
+        used = None if mask is None else mask[:, slice(None) if joints is None else joints]
+        values["mode_pck150"] = pm.pck(errors, mask=used)
+        values["mode_auc"] = pm.auc(errors, mask=used)
+    return values
+
+
+def _sample_keypoints(
+    model: ProHMR,
+    features: Tensor,
+    *,
+    num_samples: int,
+    sample_chunk: int,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """(B, num_samples, 44, 3) keypoints of one draw per image (sample 0 = mode)."""
+    if num_samples <= sample_chunk:
+        return model.decode(features, num_samples=num_samples, generator=generator).keypoints_3d
+    # Too many to decode at once: draw every latent first, exactly as one decode call would,
+    # and decode them in chunks, so the samples never depend on the chunk size.
+    size = model.flow.flow.features
+    random = torch.randn(
+        len(features),
+        num_samples - 1,
+        size,
+        generator=generator,
+        dtype=features.dtype,
+        device=features.device,
+    )
+    z = torch.cat([random.new_zeros(len(features), 1, size), random], dim=1)
+    pieces = [
+        model.decode(features, num_samples=stop - start, z=z[:, start:stop]).keypoints_3d
+        for start, stop in _chunks(num_samples, sample_chunk)
+    ]
+    return torch.cat(pieces, dim=1)
+
+
+def _batch_groups(
+    batch: dict[str, Any],
+    group_keys: Sequence[str],
+    group_labels: Mapping[str, Sequence[Any]],
+) -> dict[str, list[str]]:
+    groups = {}
+    for key in group_keys:
+        if key not in batch:
+            raise KeyError(f"`group_keys`: the items have no key {key!r} (keys: {sorted(batch)})")
+        groups[key] = [str(v) for v in batch[key]]
+    if group_labels:
+        if "idx" not in batch:
+            raise KeyError(
+                f"`group_labels` needs the dataset row of every item, key 'idx' "
+                f"(the items have {sorted(batch)})"
+            )
+        rows = [int(i) for i in batch["idx"]]
+        for key, labels in group_labels.items():
+            if max(rows) >= len(labels):
+                raise ValueError(
+                    f"`group_labels[{key!r}]` has {len(labels)} labels; the dataset has a row "
+                    f"{max(rows)}"
+                )
+            groups[key] = [str(labels[row]) for row in rows]
+    return groups
+
+
 @torch.no_grad()
 def evaluate_regression(
     model: ProHMR,
     dataset: Any,
     *,
-    keypoint_list: Sequence[int],
+    keypoint_list: Sequence[int] | None,
     num_samples: int = 1,
     best_of: Sequence[int] = (),
     kmeans_clusters: Sequence[int] = (),
+    gaussian_sigmas_m: Sequence[float] = (),
+    training_poses: Tensor | None = None,
+    pck_auc: bool = False,
     batch_size: int = 16,
     sample_chunk: int = 1024,
     device: torch.device | None = None,
     generator: torch.Generator | None = None,
+    baseline_generator: torch.Generator | None = None,
     group_keys: Sequence[str] = (),
-    extra_predictions: dict[str, Any] | None = None,
+    group_labels: Mapping[str, Sequence[Any]] | None = None,
+    extra_predictions: dict[str, Callable[[dict[str, Any]], Tensor]] | None = None,
     source: str = "the model",
 ) -> RegressionEvaluation:
     """Evaluate ``model`` on ``dataset`` (items as pose-data's ImageDataset returns them).
 
+    The protocol (the one every report and program uses): the images are taken in dataset
+    order, ``batch_size`` at a time; for each batch the model draws ONE set of ``num_samples``
+    hypotheses per image from ``generator`` (sample 0 = the mode; a (B, num_samples - 1, 144)
+    latent draw, decoded ``sample_chunk`` at a time, which changes memory use only), and
+    :func:`score_hypotheses` scores them: best-of-n for each n takes the first n of that draw,
+    as the paper does with a draw of exactly max(n) (``num_samples = max(best_of)``; the first
+    n of a larger draw are as good a sample, but other random numbers). Nothing else draws
+    from ``generator``, unless ``baseline_generator`` is None: k-means and the baselines then
+    draw from it after each batch's samples, so asking for them changes the later batches'
+    samples. Pass a generator of their own to keep the model's figures the same with or without
+    them. With the same arguments and generator state the figures are the same on every run;
+    on CUDA the random numbers also depend on ``batch_size``.
+
     Args:
-        keypoint_list: indices into the 44 keypoints that are scored.
-        num_samples: hypotheses per image (sample 0 = mode); must be >= max(best_of).
+        keypoint_list: indices into the 44 keypoints that are scored (None: all 44).
+        num_samples: hypotheses per image (sample 0 = mode); must be >= max(best_of) and
+            >= max(kmeans_clusters).
         best_of: n values for best-of-n (each uses the first n samples).
         kmeans_clusters: n values for k-means quantisation of all ``num_samples`` samples.
+        gaussian_sigmas_m: Gaussian baselines around the mode, σ in metres (the paper's:
+            :data:`GAUSSIAN_SIGMAS_M`); ``num_samples`` each, scored best-of-n like the model.
+        training_poses: (M, 44, 3) pelvis-relative training keypoints (metres): the
+            training-set baseline, ``num_samples`` drawn per image.
+        pck_auc: also report the mode's PCK at 150 mm and AUC (MPI-INF-3DHP's 17 joints).
         sample_chunk: samples decoded at once per image batch (memory bound).
+        generator: random source of the model's samples (None: the global one).
+        baseline_generator: random source of k-means and the baselines (None: ``generator``).
         group_keys: item keys used as breakdown labels (e.g. 'action').
+        group_labels: {key: one label per dataset row}, looked up by the items' ``idx`` (e.g.
+            the 'action' array of the dataset's npz file), also breakdown labels.
         extra_predictions: {name: callable(batch) -> (B, S, 44, 3)} scored like the model
-            (baselines); their metrics are prefixed by the name.
+            (fixed baselines such as the mean pose); their metrics, prefixed by the name, are
+            the best of their S predictions.
         source: what the model is, for the non-finite error (e.g. "checkpoint last.pt").
 
+    Returns:
+        RegressionEvaluation: the per-image values (with the breakdown labels) and the means,
+        in the order of :func:`score_hypotheses`, then the extra predictions.
+
     Raises:
+        ValueError: if ``num_samples`` is smaller than a best-of-n or k-means n.
         NonFinitePredictionError: if the model predicts a NaN or infinite pose (the count and
             the images are named).
     """
     device = device or next(model.parameters()).device
     model.eval()
-    wanted = sorted({1, *best_of})
-    if num_samples < max(wanted):
-        raise ValueError(f"`num_samples` ({num_samples}) must be >= max(best_of) ({max(wanted)})")
+    wanted = max([1, *best_of, *kmeans_clusters])
+    if num_samples < wanted:
+        raise ValueError(
+            f"`num_samples` ({num_samples}) must be >= max(best_of, kmeans_clusters) ({wanted})"
+        )
+    if sample_chunk < 1:
+        raise ValueError(f"`sample_chunk` must be at least 1, got {sample_chunk}")
+    joints = list(range(44)) if keypoint_list is None else list(keypoint_list)
+    train = None if training_poses is None else training_poses.to(device).float()
+    other_generator = generator if baseline_generator is None else baseline_generator
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     accumulator = pm.MetricAccumulator()
-    joints = list(keypoint_list)
     for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         target = batch["keypoints_3d"].float()
         mask = target[..., 3]
         features = model.features(batch["img"]).float()
-        predictions = []
-        for start, stop in _chunks(num_samples, sample_chunk):
-            # only the first chunk carries the mode (sample 0); later chunks are all random
-            out = model.decode(
-                features, num_samples=stop - start, generator=generator, include_mode=start == 0
-            )
-            predictions.append(out.keypoints_3d)
-        predictions_all = torch.cat(predictions, dim=1)
-        check_finite_predictions(predictions_all, source=source, where=batch_images(batch, number))
-        result = pm.best_of_n(
-            predictions_all,
+        predictions = _sample_keypoints(
+            model,
+            features,
+            num_samples=num_samples,
+            sample_chunk=sample_chunk,
+            generator=generator,
+        )
+        check_finite_predictions(predictions, source=source, where=batch_images(batch, number))
+        values = score_hypotheses(
+            predictions,
             target[..., :3],
             root_idx=pg.PELVIS_IDX_44,
             joint_idx=joints,
             mask=mask,
+            best_of=best_of,
+            kmeans_clusters=kmeans_clusters,
+            gaussian_sigmas_m=gaussian_sigmas_m,
+            training_poses=train,
+            pck_auc=pck_auc,
+            generator=other_generator,
         )
-        values: dict[str, torch.Tensor] = {
-            "mode_mpjpe": result.mode_mpjpe,
-            "mode_pa_mpjpe": result.mode_pa_mpjpe,
-        }
-        for n in best_of:
-            first = result.best_of_first(n)
-            values[f"best{n}_mpjpe"] = first.mpjpe
-            values[f"best{n}_pa_mpjpe"] = first.pa_mpjpe
-        for k in kmeans_clusters:
-            clustered = pm.kmeans_best_of_k(
-                predictions_all,
+        for name, predict in (extra_predictions or {}).items():
+            scored = pm.best_of_n(
+                predict(batch),
                 target[..., :3],
-                num_clusters=k,
                 root_idx=pg.PELVIS_IDX_44,
                 joint_idx=joints,
                 mask=mask,
-                generator=generator,
-            )
-            values[f"kmeans{k}_mpjpe"] = clustered.min_mpjpe
-            values[f"kmeans{k}_pa_mpjpe"] = clustered.min_pa_mpjpe
-        for name, predict in (extra_predictions or {}).items():
-            other = predict(batch)
-            scored = pm.best_of_n(
-                other, target[..., :3], root_idx=pg.PELVIS_IDX_44, joint_idx=joints, mask=mask
             )
             values[f"{name}_mpjpe"] = scored.min_mpjpe
             values[f"{name}_pa_mpjpe"] = scored.min_pa_mpjpe
-        groups = {key: [str(v) for v in batch[key]] for key in group_keys if key in batch}
+        groups = _batch_groups(batch, group_keys, group_labels or {})
         accumulator.add({k: v.cpu() for k, v in values.items()}, groups=groups or None)
     overall = accumulator.summarize()[0]
     summary = {name: item.mean for name, item in overall.metrics.items()}
@@ -218,7 +422,7 @@ def evaluate_lifting(
     *,
     ns: Sequence[int] = (1, 10, 100, 1000, 4096),
     kmeans_ns: Sequence[int] = (),
-    gaussian_sigmas_m: Sequence[float] = (0.01, 0.10, 0.20),
+    gaussian_sigmas_m: Sequence[float] = GAUSSIAN_SIGMAS_M,
     training_poses: Tensor | None = None,
     batch_size: int = 8,
     device: torch.device | None = None,
@@ -226,7 +430,9 @@ def evaluate_lifting(
     source: str = "the model",
 ) -> dict[str, Any]:
     """Mode and best-of-n MPJPE / PA-MPJPE (mm, 17 joints with the zero pelvis), k-means n,
-    and the Gaussian / training-set baselines at n = max(ns). Returns a summary dict.
+    and the Gaussian / training-set baselines, scored by :func:`score_hypotheses` on one draw of
+    max(ns) samples per test row. One generator seeded with ``seed`` draws, batch by batch, the
+    samples, then k-means and the baselines. Returns a summary dict.
 
     Raises:
         NonFinitePredictionError: naming ``source`` (e.g. "checkpoint last.pt") and the count,
@@ -251,67 +457,78 @@ def evaluate_lifting(
             source=source,
             where=f" for test rows {row}-{row + len(keypoints_2d) - 1}",
         )
-        predictions = prepend_zero_pelvis(output.keypoints_3d)
-        gt = prepend_zero_pelvis(target)
-        result = pm.best_of_n(predictions, gt, root_idx=0)
-        values: dict[str, Tensor] = {
-            "mode_mpjpe": result.mode_mpjpe,
-            "mode_pa_mpjpe": result.mode_pa_mpjpe,
-        }
-        for n in ns:
-            first = result.best_of_first(n)
-            values[f"best{n}_mpjpe"] = first.mpjpe
-            values[f"best{n}_pa_mpjpe"] = first.pa_mpjpe
-        for k in kmeans_ns:
-            clustered = pm.kmeans_best_of_k(
-                predictions, gt, num_clusters=k, root_idx=0, generator=generator
-            )
-            values[f"kmeans{k}_mpjpe"] = clustered.min_mpjpe
-            values[f"kmeans{k}_pa_mpjpe"] = clustered.min_pa_mpjpe
-        for sigma in gaussian_sigmas_m:
-            samples = pm.gaussian_baseline_samples(
-                predictions[:, 0], num_samples=num, sigma_m=sigma, generator=generator
-            )
-            scored = pm.best_of_n(samples, gt, root_idx=0)
-            for n in ns:
-                first = scored.best_of_first(n)
-                tag = f"gauss{round(sigma * 100)}cm_best{n}"
-                values[f"{tag}_mpjpe"] = first.mpjpe
-                values[f"{tag}_pa_mpjpe"] = first.pa_mpjpe
-        if train_17 is not None:
-            drawn = pm.training_set_baseline_samples(
-                train_17, num_images=len(gt), num_samples=num, generator=generator
-            )
-            scored = pm.best_of_n(drawn, gt, root_idx=0)
-            for n in ns:
-                first = scored.best_of_first(n)
-                values[f"trainset_best{n}_mpjpe"] = first.mpjpe
-                values[f"trainset_best{n}_pa_mpjpe"] = first.pa_mpjpe
+        values = score_hypotheses(
+            prepend_zero_pelvis(output.keypoints_3d),
+            prepend_zero_pelvis(target),
+            root_idx=0,
+            best_of=ns,
+            kmeans_clusters=kmeans_ns,
+            gaussian_sigmas_m=gaussian_sigmas_m,
+            training_poses=train_17,
+            generator=generator,
+        )
         accumulator.add({k: v.cpu() for k, v in values.items()})
     overall = accumulator.summarize()[0]
     summary = {name: item.mean for name, item in overall.metrics.items()}
     return {"summary": summary, "accumulator": accumulator, "ns": list(ns)}
 
 
+_BEST_OF = re.compile(r"(?:(?P<family>.+)_)?best(?P<n>\d+)|kmeans(?P<k>\d+)")
+
+
+def _series(summary: Mapping[str, float], metric: str) -> dict[str, dict[int, float]]:
+    """{label: {n: error}} of every best-of-n family in a summary (model, k-means, baselines)."""
+    series: dict[str, dict[int, float]] = {}
+    for key, value in summary.items():
+        name = key.removesuffix(f"_{metric}")
+        if name == key or (metric == "mpjpe" and name.endswith("_pa")):
+            continue
+        match = _BEST_OF.fullmatch(name)
+        if match is None:
+            continue
+        if match["k"] is not None:
+            label, n = "model, k-means", int(match["k"])
+        else:
+            label, n = match["family"] or "model", int(match["n"])
+        series.setdefault(label, {})[n] = value
+    return series
+
+
 def error_vs_n_plot(
-    summary: dict[str, float], ns: Sequence[int], path: str | Path, *, title: str
+    summary: Mapping[str, float], ns: Sequence[int], path: str | Path, *, title: str
 ) -> Path:
-    """The paper's error-vs-n figure: best-of-n error against log n, model and baselines (PNG)."""
-    import matplotlib
+    """The error-versus-n figure of an evaluation summary, as a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Best-of-n MPJPE and PA-MPJPE against log n for the model (``best{n}``), its k-means
+    quantisation (``kmeans{n}``) and every baseline with best-of-n values (``gauss1cm_best{n}``,
+    ``trainset_best{n}``, ...), at the n values in ``ns`` found in the summary; single-number
+    baselines (``mean_pose``) are drawn as horizontal lines. Matplotlib is the optional
+    dependency ``prohmr-model[plots]``; the figure is drawn without pyplot, so the caller's
+    backend is left alone.
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    Raises:
+        ModuleNotFoundError: naming the extra, if matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "error_vs_n_plot needs matplotlib, the optional dependency of prohmr-model's "
+            "'plots' extra: pip install 'prohmr-model[plots]'"
+        ) from error
+    wanted = sorted({int(n) for n in ns})
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots(1, 2)
     for axis, metric in zip(axes, ("mpjpe", "pa_mpjpe"), strict=True):
-        series = {"model": "best{n}"}
-        for key in sorted({k.split("_best")[0] for k in summary if "_best" in k}):
-            series[key] = key + "_best{n}"
-        for label, pattern in series.items():
-            values = [summary.get(f"{pattern.format(n=n)}_{metric}", math.nan) for n in ns]
-            if all(math.isnan(v) for v in values):
-                continue
-            axis.plot(ns, values, marker="o", label=label)
+        for label, values in _series(summary, metric).items():
+            points = [(n, values[n]) for n in wanted if n in values and math.isfinite(values[n])]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                axis.plot(xs, ys, marker="o", label=label)
+        for name in ("mean_pose",):
+            value = summary.get(f"{name}_{metric}", math.nan)
+            if math.isfinite(value):
+                axis.axhline(value, linestyle="--", color="grey", label=name.replace("_", " "))
         axis.set_xscale("log")
         axis.set_xlabel("number of hypotheses n")
         axis.set_ylabel(f"best-of-n {metric.upper().replace('_', '-')} (mm)")
@@ -323,6 +540,5 @@ def error_vs_n_plot(
     destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = destination.with_suffix(".tmp.png")
     figure.savefig(temporary, dpi=110)
-    plt.close(figure)
     temporary.replace(destination)
     return destination

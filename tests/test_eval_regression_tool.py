@@ -1,0 +1,42 @@
+"""tools/eval_regression.py scores a checkpoint with the training run's report protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run trained 2 steps, with its final report (best-of-4 and best-of-16)."""
+    world = tmp_path_factory.mktemp("world")
+    out = tmp_path_factory.mktemp("run")
+    overrides = tiny_prohmr_overrides(world, out, steps=2, hidden=16, num_train=16)
+    result = run_train_prohmr(["--set", *overrides])
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+def test_the_tool_gives_the_reports_figures(run: Path, tmp_path: Path) -> None:
+    report = json.loads((run / "report.json").read_text())["results"]
+    out = tmp_path / "eval"
+    argv = ["--checkpoint", str(run / "checkpoints" / "last.pt"), "--device", "cpu"]
+    # the report's sample count (its largest n) and seed and batch size (the defaults), plus
+    # k-means and the baselines, which draw from their own generator
+    argv += ["--ns", "1", "4", "16", "--kmeans", "2", "--baselines", "--out", str(out)]
+    assert load_tool("eval_regression").main(argv) == 0
+    tool = json.loads((out / "summary.json").read_text())["datasets"]
+    assert set(tool) == set(report) == {"SYNTH-VAL"}
+    ours, theirs = tool["SYNTH-VAL"]["summary"], report["SYNTH-VAL"]
+    assert set(theirs) == {
+        f"{name}_{metric}"
+        for name in ("mode", "best4", "best16", "mean_pose")
+        for metric in ("mpjpe", "pa_mpjpe")
+    }
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value, rel=1e-6), name
+    assert {"kmeans2_mpjpe", "gauss10cm_best16_mpjpe", "trainset_best16_mpjpe"} <= set(ours)
+    assert (out / "SYNTH-VAL_error_vs_n.png").stat().st_size > 0
