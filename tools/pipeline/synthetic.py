@@ -36,7 +36,7 @@ from pose_data.io import (
 from .config import SyntheticConfig
 from .retarget import retarget_h36m17_to_smpl, sample_joint_limited_poses
 
-__all__ = ["SyntheticWorld", "build_body_model", "generate_synthetic_world", "shared_data_dir"]
+__all__ = ["SyntheticWorld", "generate_synthetic_world", "shared_data_dir"]
 
 FORMAT_VERSION = 1
 
@@ -59,16 +59,6 @@ def shared_data_dir() -> Path:
     """``$POSE_SHARED_DATA`` or ``<repo>/../shared/data``."""
     repo = Path(__file__).resolve().parents[2]
     return Path(os.environ.get("POSE_SHARED_DATA", str(repo.parent / "shared" / "data")))
-
-
-def build_body_model() -> BodyModel:
-    """pose-body's procedural model with its extra and H36M regressors."""
-    procedural = procedural_body_model()
-    return BodyModel(
-        procedural.model,
-        extra_regressor=procedural.extra_regressor,
-        h36m_regressor=procedural.h36m_regressor,
-    )
 
 
 def _mocap_pool(rest_joints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
@@ -344,7 +334,7 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
         if {k: existing.get(k) for k in wanted} == wanted:
             return SyntheticWorld(**{**world.__dict__, "info": existing})
     rng = np.random.default_rng(config.seed)
-    body = build_body_model()
+    body = BodyModel.procedural()
     rest = rest_joints(body)
     pool, clip_names = (np.zeros((0, 72), np.float32), [])
     if config.use_mocap:
