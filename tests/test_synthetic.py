@@ -11,9 +11,10 @@ import torch
 from pipeline.assets import cmu_clip_files
 from pipeline.config import SyntheticConfig
 from pipeline.retarget import _SWING_BONES, retarget_h36m17_to_smpl, sample_joint_limited_poses
-from pipeline.synthetic import build_body_model, generate_synthetic_world, rest_joints
+from pipeline.synthetic import generate_synthetic_world, rest_joints
 
 import pose_data as pdata
+from pose_body import BodyModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def _normalize(v: np.ndarray) -> np.ndarray:
 
 
 def test_retargeted_bones_point_where_the_captured_bones_point() -> None:
-    body = build_body_model()
+    body = BodyModel.procedural()
     rng = np.random.default_rng(0)
     poses = torch.from_numpy(sample_joint_limited_poses(16, rng))
     with torch.no_grad():

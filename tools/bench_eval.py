@@ -30,10 +30,10 @@ from collections.abc import Callable
 import torch
 from bench_flows import baseline_sample, build_baseline, timed_pair
 from pipeline.config import ModelConfig
-from pipeline.synthetic import build_body_model
 
 import pose_geometry as pg
 import pose_metrics as pm
+from pose_body import BodyModel
 from pose_flows.testing import perturb_parameters
 from prohmr_model.model import build_prohmr
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    body = build_body_model()
+    body = BodyModel.procedural()
     model = build_prohmr(
         ModelConfig(),
         body_model=body,

@@ -29,10 +29,10 @@ import torch
 def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int) -> dict:
     from pipeline.config import ProHMRConfig
     from pipeline.prohmr_training import generator_step_losses
-    from pipeline.synthetic import build_body_model
 
     import pose_geometry as pg
     import pose_losses as pl
+    from pose_body import BodyModel
     from pose_flows.testing import perturb_parameters
     from prohmr_model.model import build_prohmr
 
@@ -42,7 +42,7 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
     config = ProHMRConfig()
     model = build_prohmr(
         config.model,
-        body_model=build_body_model(),
+        body_model=BodyModel.procedural(),
         mean_betas=torch.zeros(10).numpy(),
         mean_camera=torch.tensor([0.9, 0.0, 0.0]).numpy(),
     ).to(device)

@@ -3,7 +3,9 @@
 # (default: all), make a fresh venv, install that one wheel with its in-repo dependencies taken
 # only from the freshly built wheels in dist/ (third-party ones from the index, torch pinned to
 # TORCH_SPEC, default ==2.13.0, the local CPU wheel), check that no other project package came
-# along, and run the package's tests against the installed wheel (not the source tree).
+# along, and run the package's tests against the installed wheel (not the source tree). A package
+# whose README example needs files (prohmr-model: a checkpoint, an image, an OpenPose file) also
+# runs that example there, in an empty folder with those files made by the installed package.
 #
 #   bash tools/check_wheels.sh pose-geometry pose-metrics
 #
@@ -14,7 +16,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 python=${PYTHON:-python3.11}
 torch_spec=${TORCH_SPEC:-==2.13.0}
-all_packages=(pose-geometry pose-metrics pose-body pose-flows hmr-backbone pose-losses pose-data pose-fitting)
+all_packages=(pose-geometry pose-metrics pose-body pose-flows hmr-backbone pose-losses pose-data pose-fitting prohmr-model)
 if [ "$#" -gt 0 ]; then packages=("$@"); else packages=("${all_packages[@]}"); fi
 
 for pkg in "${packages[@]}"; do
@@ -71,5 +73,31 @@ assert "site-packages" in module.__file__, f"{pkg} imported from {module.__file_
 print(f"{pkg}: installed {sorted(ours)} from the built wheels; imports from {module.__file__}")
 PY
   (cd "$work" && "$venv/bin/python" -m pytest -q -p no:cacheprovider --rootdir "$root" -c "$root/pyproject.toml" "$root/packages/$pkg/tests")
+  if [ "$pkg" = prohmr-model ]; then
+    echo "== $pkg: the README example with the installed wheel"
+    example="$work/example-$pkg"
+    mkdir "$example"
+    (cd "$example" && "$venv/bin/python" -I - "$root/packages/$pkg/README.md" <<'PY'
+import json, re, sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from prohmr_model.testing import save_checkpoint_of, stick_figure, tiny_model
+
+assert "site-packages" in sys.modules["prohmr_model"].__file__
+# What the example reads: a checkpoint (a tiny untrained model), a picture and its OpenPose file.
+save_checkpoint_of("checkpoint.pt", tiny_model())
+image, keypoints = stick_figure()
+cv2.imwrite("im1010.jpg", np.ascontiguousarray(image[..., ::-1]))
+people = {"people": [{"pose_keypoints_2d": keypoints.ravel().tolist()}]}
+Path("im1010_openpose.json").write_text(json.dumps(people))
+readme = Path(sys.argv[1])
+for i, block in enumerate(re.findall(r"^```python\n(.*?)^```", readme.read_text(), re.M | re.S)):
+    exec(compile(block, f"{readme}[block {i}]", "exec"), {"__name__": "__readme__"})
+PY
+    )
+  fi
 done
 echo "== wheels OK: ${packages[*]}"

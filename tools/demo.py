@@ -47,15 +47,9 @@ import pose_data as pdata
 import pose_geometry as pg
 from pose_body.render import Mesh, draw_keypoints, render_meshes, side_view
 from pose_data.io import atomic_write
-from pose_fitting import FittingCamera, KeypointFittingOptions, StoppingRules, fit_keypoints
+from pose_fitting import FittingCamera, KeypointFittingOptions, StoppingRules
 from prohmr_model.evaluation import check_finite_predictions
-from prohmr_model.fitting import (
-    FIT_COLOUR,
-    body_keypoints,
-    flow_decoder,
-    freeze,
-    mesh_vertices,
-)
+from prohmr_model.fitting import FIT_COLOUR, fit_mode, freeze, keypoint_error, mesh_vertices
 from prohmr_model.model import VIRTUAL_CROP_PX
 from prohmr_model.visualize import MODE_COLOUR, render_hypotheses
 
@@ -300,9 +294,14 @@ def process_person(
             model, image_bgr, person, fitted_verts, fit.camera_translation, faces, args
         ),
     )
-    confident = targets[0, :, 2] > 0
-    before = _crop_error(output, targets, confident, person, camera, args, model, example)
-    after = (fit.projected_keypoints_2d[0] - targets[0, :, :2]).norm(dim=-1)[confident].mean()
+    mode_projected = pg.project_points(
+        output.keypoints_3d[:, 0].float(),
+        focal_px=camera.focal_px,
+        center_px=camera.center_px,
+        translation=camera.translation,
+    )
+    before = keypoint_error(mode_projected, targets)[0]
+    after = keypoint_error(fit.projected_keypoints_2d, targets)[0]
     to_crop = VIRTUAL_CROP_PX / _frame_scale(person, args)
     record.update(
         {
@@ -345,17 +344,8 @@ def _fit(model, output, person: Person, example, args, device):
         crop = torch.as_tensor(example.keypoints_2d, device=device)[None].float()
         targets = torch.cat([(crop[..., :2] + 0.5) * VIRTUAL_CROP_PX, crop[..., 2:]], dim=-1)
         scale = np.full(2, args.display_size / VIRTUAL_CROP_PX)
-    fit = fit_keypoints(
-        decoder=flow_decoder(model, output.features),
-        body_model=body_keypoints(model.body_model, path="fast"),
-        keypoints_2d=targets,
-        init_z=torch.zeros_like(output.z[:, 0]),
-        init_betas=output.betas[:, 0],
-        init_camera_translation=camera.translation,
-        focal_px=camera.focal_px,
-        image_size_px=camera.image_size_px,
-        center_px=camera.center_px,
-        options=KeypointFittingOptions(stopping=stopping),
+    fit = fit_mode(
+        model, output, targets, camera, options=KeypointFittingOptions(stopping=stopping)
     )
     return fit, camera, targets, scale
 
@@ -390,17 +380,6 @@ def _crop_translation(translation, person: Person, camera, args, model) -> torch
     return pg.weak_perspective_to_translation(
         crop_camera, focal_length_px=model.focal_length, crop_size_px=VIRTUAL_CROP_PX
     )
-
-
-def _crop_error(output, targets, confident, person, camera, args, model, example) -> torch.Tensor:
-    """Mean 2D distance of the regression's mode to the targets, in fitting-frame pixels."""
-    projected = pg.project_points(
-        output.keypoints_3d[0, :1].float(),
-        focal_px=camera.focal_px,
-        center_px=camera.center_px,
-        translation=camera.translation,
-    )[0]
-    return (projected - targets[0, :, :2]).norm(dim=-1)[confident].mean()
 
 
 def _full_frame_picture(

@@ -43,15 +43,15 @@ from pose_fitting import (
     KeypointFittingOptions,
     SMPLifyOptions,
     StoppingRules,
-    fit_keypoints,
     fit_smplify,
 )
 from prohmr_model import to_device
 from prohmr_model.evaluation import check_finite_predictions
 from prohmr_model.fitting import (
     body_keypoints,
-    flow_decoder,
+    fit_mode,
     freeze,
+    keypoint_error,
     load_pose_prior,
     pose_errors,
     regress,
@@ -258,31 +258,23 @@ def evaluate_batch(
     times["mode"] = time.perf_counter() - tic
     check_finite_predictions(output.keypoints_3d[:, 0], source=source, where=where)
     image_size = batch["img_size"].float()
-    camera = FittingCamera(
-        translation=_full_frame_translation(output.camera[:, 0].float(), batch, focal_px),
-        focal_px=focal_px[:, None].expand(-1, 2).float(),
-        center_px=0.5 * image_size,
+    camera = FittingCamera.full_frame(
+        output.camera[:, 0].float(),
+        box_center_px=batch["box_center"].float(),
+        box_size_px=batch["box_size"].float(),
         image_size_px=image_size,
+        focal_length_px=focal_px.float(),
     )
     predictions = {"mode": output.keypoints_3d[:, 0]}
     translations = {"mode": camera.translation}
-    decoder = flow_decoder(model, output.features, compile=fit_options.compile)
     tic = time.perf_counter()
-    fit = fit_keypoints(
-        decoder=decoder,
-        body_model=(
-            body_keypoints(model.body_model, path="fast", compile=True)
-            if fit_options.compile
-            else body
-        ),
-        keypoints_2d=keypoints_2d,
-        init_z=torch.zeros_like(output.z[:, 0]),
-        init_betas=output.betas[:, 0],
-        init_camera_translation=camera.translation,
-        focal_px=camera.focal_px,
-        image_size_px=camera.image_size_px,
-        center_px=camera.center_px,
+    fit = fit_mode(
+        model,
+        output,
+        keypoints_2d,
+        camera,
         options=fit_options,
+        body=None if fit_options.compile else body,
     )
     times["prohmr_fit"] = time.perf_counter() - tic
     predictions["prohmr_fit"] = fit.keypoints_3d
@@ -306,7 +298,6 @@ def evaluate_batch(
         predictions["smplify"] = smplify.keypoints_3d
         translations["smplify"] = smplify.camera_translation
     values: dict[str, torch.Tensor] = {}
-    confidence = keypoints_2d[..., 2]
     for name, prediction in predictions.items():
         check_finite_predictions(prediction, source=f"{source} ({name})", where=where)
         mpjpe, pa = pose_errors(prediction, target_3d, joints=joints)
@@ -318,24 +309,9 @@ def evaluate_batch(
             center_px=camera.center_px,
             translation=translations[name].float(),
         )
-        error = (projected - keypoints_2d[..., :2]).norm(dim=-1)
-        weight = (confidence > 0).float()
-        values[f"{name}_reproj_px"] = ((error * weight).sum(-1) / weight.sum(-1)).cpu()
+        values[f"{name}_reproj_px"] = keypoint_error(projected, keypoints_2d).cpu()
     reasons = [str(r).split(":")[0] for r in fit.report.reasons]
     return values, times, reasons
-
-
-def _full_frame_translation(
-    camera: torch.Tensor, batch: dict, focal_px: torch.Tensor
-) -> torch.Tensor:
-    """(B, 3) full-image translation of the crop cameras with a per-image focal."""
-    return pg.crop_camera_to_full_frame_translation(
-        camera,
-        box_center_px=batch["box_center"].float(),
-        box_size_px=batch["box_size"].float(),
-        image_size_px=batch["img_size"].float(),
-        focal_length_px=focal_px.float(),
-    )
 
 
 def _table(summary: dict[str, float], seconds: dict[str, float], count: int, methods) -> str:

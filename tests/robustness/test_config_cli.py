@@ -413,13 +413,12 @@ def test_missing_registry_file_is_named(tmp_path):
 
 
 def _build(model_config: ModelConfig, **kwargs):
-    from pipeline.synthetic import build_body_model
-
+    from pose_body import BodyModel
     from prohmr_model.model import build_prohmr
 
     return build_prohmr(
         model_config,
-        body_model=build_body_model(),
+        body_model=BodyModel.procedural(),
         mean_betas=np.zeros(10, dtype=np.float32),
         mean_camera=np.array([0.9, 0.0, 0.0], dtype=np.float32),
         **kwargs,

@@ -9,8 +9,7 @@ from pipeline.config import ModelConfig
 
 
 def _small_model():
-    from pipeline.synthetic import build_body_model
-
+    from pose_body import BodyModel
     from prohmr_model.model import build_prohmr
 
     config = ModelConfig(
@@ -18,7 +17,7 @@ def _small_model():
     )
     return build_prohmr(
         config,
-        body_model=build_body_model(),
+        body_model=BodyModel.procedural(),
         mean_betas=np.zeros(10, dtype=np.float32),
         mean_camera=np.array([0.9, 0.0, 0.0], dtype=np.float32),
     )

@@ -13,6 +13,7 @@ import pose_data as pdata
 import pose_losses as pl
 from pose_body import BodyModel, load_mean_params
 from prohmr_model.evaluation import evaluate_regression, mean_pose_keypoints
+from prohmr_model.loading import body_model_from_config, model_from_checkpoint
 from prohmr_model.model import ProHMR, build_prohmr
 from prohmr_model.visualize import save_prediction_grid
 
@@ -20,7 +21,7 @@ from .config import ProHMRConfig
 from .data import DatasetEntry, DatasetRegistry, load_registry
 from .prohmr_training import TrainResult, train_prohmr
 from .runtime import DistributedContext
-from .synthetic import build_body_model, generate_synthetic_world
+from .synthetic import generate_synthetic_world
 
 __all__ = [
     "ProHMRSession",
@@ -34,13 +35,7 @@ __all__ = [
 
 def load_body_model(config: ProHMRConfig) -> BodyModel:
     """The configured body model ('procedural' or SMPL files)."""
-    if config.body.model_path == "procedural":
-        return build_body_model()
-    return BodyModel.from_files(
-        config.body.model_path,
-        extra_regressor_path=config.body.extra_regressor_path,
-        h36m_regressor_path=config.body.h36m_regressor_path or None,
-    )
+    return body_model_from_config(config.body)
 
 
 class ProHMRSession:
@@ -284,7 +279,10 @@ def load_prohmr_checkpoint(
 
     The checkpoint's stored config gives the model sizes and the body model; ``overrides``
     (``key=value``) change it, e.g. ``body.model_path=/data/smpl/SMPL_NEUTRAL.pkl`` for an
-    imported official checkpoint evaluated with the real SMPL.
+    imported official checkpoint evaluated with the real SMPL. The model itself is rebuilt by
+    ``prohmr_model.loading.model_from_checkpoint`` (as ``prohmr_model.load`` does); what is added
+    here is the program's side: relative run paths, overrides, and the synthetic world
+    regenerated when the config names one (the evaluation programs read its datasets).
 
     Raises:
         FileNotFoundError: if the checkpoint does not exist.
@@ -295,29 +293,17 @@ def load_prohmr_checkpoint(
         ConfigError (a ValueError): if its stored config is malformed.
     """
     from .config import _build, apply_overrides
-    from .runtime import CheckpointError, load_checkpoint, load_model_state
+    from .runtime import load_checkpoint
 
     state = load_checkpoint(path, kind="prohmr")
     config = _build(ProHMRConfig, state["config"], "", str(path))
     config = _resolve_run_paths(config, Path(path))
     config = apply_overrides(config, overrides or [])
-    synthetic_dir = config.synthetic.output_dir if config.synthetic is not None else ""
     if config.synthetic is not None and config.body.model_path == "procedural":
         generate_synthetic_world(config.synthetic)
-    body_model = load_body_model(config)
-    mean_params = load_mean_params(config.body.mean_params_path.format(synthetic_dir=synthetic_dir))
-    model = build_prohmr(
-        config.model,
-        body_model=body_model,
-        mean_betas=mean_params.betas,
-        mean_camera=mean_params.camera,
-        load_weights=False,
+    model = model_from_checkpoint(
+        state, path=path, body_model=load_body_model(config), model_config=config.model
     )
-    load_model_state(model, state["model"], path=path, what="ProHMR model")
-    if not bool(model.initialized):
-        raise CheckpointError(
-            f"checkpoint {path}: the model's `initialized` flag is False (untrained flow)"
-        )
     return model.to(device).eval(), config
 
 

@@ -36,7 +36,7 @@ from .assets import cmu_clip_files, read_cmu_clip
 from .config import SyntheticConfig
 from .retarget import retarget_h36m17_to_smpl, sample_joint_limited_poses
 
-__all__ = ["SyntheticWorld", "build_body_model", "generate_synthetic_world"]
+__all__ = ["SyntheticWorld", "generate_synthetic_world"]
 
 FORMAT_VERSION = 1
 
@@ -53,16 +53,6 @@ class SyntheticWorld:
     mean_params: Path
     images: Path
     info: dict[str, Any]
-
-
-def build_body_model() -> BodyModel:
-    """pose-body's procedural model with its extra and H36M regressors."""
-    procedural = procedural_body_model()
-    return BodyModel(
-        procedural.model,
-        extra_regressor=procedural.extra_regressor,
-        h36m_regressor=procedural.h36m_regressor,
-    )
 
 
 def _mocap_pool(
@@ -327,7 +317,7 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
         if {k: existing.get(k) for k in wanted} == wanted:
             return SyntheticWorld(**{**world.__dict__, "info": existing})
     rng = np.random.default_rng(config.seed)
-    body = build_body_model()
+    body = BodyModel.procedural()
     rest = rest_joints(body)
     if config.use_mocap:
         pool, _ = _mocap_pool(rest, rng)

@@ -229,3 +229,14 @@ def test_written_files_read_by_both_loaders(tmp_path):
     assert isinstance(extra, np.ndarray) and extra.shape == (19, 6890)
     h36m = load_joint_regressor(files.h36m_regressor, num_joints=17, num_vertices=6890)
     np.testing.assert_array_equal(h36m, procedural_body_model().h36m_regressor)
+
+
+def test_body_model_procedural_is_the_model_with_both_regressors(procedural):
+    body = BodyModel.procedural()
+    assert body.has_extra_regressor and body.has_h36m_regressor and body.num_betas == 10
+    np.testing.assert_array_equal(
+        body.joint_regressor_extra.numpy(), procedural.extra_regressor.astype(np.float32)
+    )
+    np.testing.assert_array_equal(body.smpl.faces_tensor.numpy(), procedural.model.faces)
+    double = BodyModel.procedural(num_betas=5, dtype=torch.float64)
+    assert double.num_betas == 5 and double.joint_regressor_extra.dtype == torch.float64

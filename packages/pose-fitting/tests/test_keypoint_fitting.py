@@ -263,6 +263,15 @@ def test_fitting_camera_uses_pose_geometry_conversions():
     )
     torch.testing.assert_close(full.translation, expected)
     torch.testing.assert_close(full.center_px, size / 2)
+    focal = torch.tensor([1000.0, 3000.0], dtype=F64)  # one focal length per image
+    per_image = FittingCamera.full_frame(
+        camera, box_center_px=center, box_size_px=box, image_size_px=size, focal_length_px=focal
+    )
+    expected = crop_camera_to_full_frame_translation(
+        camera, box_center_px=center, box_size_px=box, image_size_px=size, focal_length_px=focal
+    )
+    torch.testing.assert_close(per_image.translation, expected)
+    torch.testing.assert_close(per_image.focal_px, focal[:, None].expand(2, 2))
 
 
 def test_crop_mode_fit_from_normalized_keypoints():

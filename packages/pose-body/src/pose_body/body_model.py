@@ -366,6 +366,24 @@ class BodyModel(nn.Module):
             model, extra_regressor=extra, h36m_regressor=h36m, num_betas=num_betas, dtype=dtype
         )
 
+    @classmethod
+    def procedural(cls, *, num_betas: int = 10, dtype: torch.dtype = torch.float32) -> BodyModel:
+        """The procedural SMPL-format body model (`procedural_body_model`) with its extra and
+        Human3.6M regressors: the body of the synthetic world, built without any file.
+
+        Deterministic: every call in every process gives the same model.
+        """
+        from pose_body.procedural import procedural_body_model
+
+        procedural = procedural_body_model()
+        return cls(
+            procedural.model,
+            extra_regressor=procedural.extra_regressor,
+            h36m_regressor=procedural.h36m_regressor,
+            num_betas=num_betas,
+            dtype=dtype,
+        )
+
     @property
     def faces(self) -> Tensor:
         """(F, 3) int64 triangle vertex indices, on the module's device."""

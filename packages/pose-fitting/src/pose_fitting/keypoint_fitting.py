@@ -93,7 +93,7 @@ class FittingCamera:
         box_center_px: Tensor,
         box_size_px: Tensor | float,
         image_size_px: Tensor,
-        focal_length_px: float = 5000.0,
+        focal_length_px: Tensor | float = 5000.0,
     ) -> FittingCamera:
         """ProHMR's full-frame mode: fit in the original image (docs/fitting.md#keypoint-fitting).
 
@@ -105,20 +105,28 @@ class FittingCamera:
             box_center_px: (B, 2) crop box centre in image pixels.
             box_size_px: (B,) or float, crop box side in image pixels.
             image_size_px: (B, 2) image size (W, H) in pixels.
-            focal_length_px: focal length in image pixels (ProHMR: 5000).
+            focal_length_px: focal length in image pixels, a float or (B,) per image (ProHMR:
+                5000).
         """
         check_trailing_shape("camera", camera, 3)
         check_floating("camera", camera)
         size = image_size_px.to(camera)
+        focal_length = (
+            focal_length_px.to(camera) if isinstance(focal_length_px, Tensor) else focal_length_px
+        )
         translation = crop_camera_to_full_frame_translation(
             camera,
             box_center_px=box_center_px.to(camera),
             box_size_px=box_size_px.to(camera) if isinstance(box_size_px, Tensor) else box_size_px,
             image_size_px=size,
-            focal_length_px=focal_length_px,
+            focal_length_px=focal_length,
         )
         B = camera.shape[0]
-        focal = torch.full((B, 2), float(focal_length_px), dtype=camera.dtype, device=camera.device)
+        if isinstance(focal_length, Tensor):
+            focal = focal_length.reshape(-1, 1).expand(B, 2).clone()
+        else:
+            kw = {"dtype": camera.dtype, "device": camera.device}
+            focal = torch.full((B, 2), float(focal_length), **kw)
         return cls(
             translation=translation, focal_px=focal, center_px=0.5 * size, image_size_px=size
         )

@@ -6,6 +6,9 @@ this module builds them from a loaded `ProHMR`:
 - `flow_decoder`: ``z (B, 144) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``, the
   image-conditioned flow pushed through with fixed backbone features (the whole model in eval
   mode, features constants);
+- `fit_mode`: ProHMR keypoint fitting started from a regression's mode (z = 0, its betas, the
+  camera given), the one glue the demo, the evaluation and ``Predictor.fit`` use;
+  `keypoint_error` its mean 2D distance;
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
 - both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
@@ -33,16 +36,25 @@ from torch import Tensor
 import pose_geometry as pg
 import pose_metrics as pm
 from pose_body import BodyModel, safe_load_pickle
-from pose_fitting import GaussianMixturePrior, compile_function
+from pose_fitting import (
+    FittingCamera,
+    GaussianMixturePrior,
+    KeypointFittingOptions,
+    KeypointFittingResult,
+    compile_function,
+    fit_keypoints,
+)
 
 from .model import ProHMR, ProHMROutput
 
 __all__ = [
     "FIT_COLOUR",
     "body_keypoints",
+    "fit_mode",
     "fit_pose_gmm",
     "flow_decoder",
     "freeze",
+    "keypoint_error",
     "load_pose_prior",
     "mesh_vertices",
     "pose_errors",
@@ -205,6 +217,54 @@ def body_keypoints(
         return function(body_model, global_orient, body_pose, betas)
 
     return keypoints
+
+
+def fit_mode(
+    model: ProHMR,
+    output: ProHMROutput,
+    keypoints_2d: Tensor,
+    camera: FittingCamera,
+    *,
+    options: KeypointFittingOptions | None = None,
+    body: BodyCallable | None = None,
+) -> KeypointFittingResult:
+    """ProHMR keypoint fitting of each image's regression (docs/fitting.md): z from 0 (the
+    mode), the mode's betas and ``camera``'s translation, against 2D keypoints in ``camera``'s
+    frame.
+
+    Args:
+        model: the frozen model (`freeze`) that produced ``output``.
+        output: its regression of B images (``features``, ``betas`` and ``z`` are read).
+        keypoints_2d: (B, 44, 3) targets in the pixels of ``camera``'s frame, with confidence.
+        camera: `FittingCamera.full_frame` (the image) or `FittingCamera.crop` (the crop).
+        options: pose-fitting's options (default ProHMR's); ``options.compile`` compiles the
+            decoder and the default body callable too.
+        body: the body callable (default `body_keypoints` on the fast path).
+    """
+    options = KeypointFittingOptions() if options is None else options
+    if body is None:
+        body = body_keypoints(model.body_model, path="fast", compile=options.compile)
+    return fit_keypoints(
+        decoder=flow_decoder(model, output.features, compile=options.compile),
+        body_model=body,
+        keypoints_2d=keypoints_2d,
+        init_z=torch.zeros_like(output.z[:, 0]),
+        init_betas=output.betas[:, 0],
+        init_camera_translation=camera.translation,
+        focal_px=camera.focal_px,
+        image_size_px=camera.image_size_px,
+        center_px=camera.center_px,
+        options=options,
+    )
+
+
+def keypoint_error(projected: Tensor, targets: Tensor) -> Tensor:
+    """(B,) mean distance between (B, K, 2) projected keypoints and (B, K, 3) targets over the
+    targets with confidence > 0, in the targets' units (NaN for an image without any)."""
+    confident = targets[..., 2] > 0
+    distance = (projected - targets[..., :2].to(projected.dtype)).norm(dim=-1)
+    distance = torch.where(confident, distance, torch.zeros_like(distance))
+    return distance.sum(-1) / confident.sum(-1).to(distance.dtype)
 
 
 @torch.no_grad()

@@ -217,11 +217,16 @@ def build_prohmr(
     config: ModelConfig,
     *,
     body_model: BodyModel,
-    mean_betas: np.ndarray,
-    mean_camera: np.ndarray,
+    mean_betas: np.ndarray | None = None,
+    mean_camera: np.ndarray | None = None,
     load_weights: bool = True,
 ) -> ProHMR:
     """Build the model from a config.
+
+    ``mean_betas`` (10,) and ``mean_camera`` (3,) (``smpl_mean_params.npz``'s 'shape' and 'cam')
+    fill the FC head's ``init_betas`` / ``init_cam`` buffers, which start a model built for
+    training; None gives zeros. A checkpoint's state dict holds both buffers, so a model whose
+    weights are loaded next needs neither.
 
     The backbone starts from ``config.backbone_weights`` when it is set and ``load_weights`` is
     true (a model built for training), read strictly by ``hmr_backbone.load_backbone_weights``
@@ -245,8 +250,8 @@ def build_prohmr(
         num_layers=config.flow_num_layers,
         num_blocks_per_layer=config.flow_num_blocks,
         fc_hidden_features=config.fc_hidden_features,
-        mean_betas=torch.tensor(np.array(mean_betas), dtype=torch.float32),
-        mean_camera=torch.tensor(np.array(mean_camera), dtype=torch.float32),
+        mean_betas=None if mean_betas is None else torch.tensor(np.array(mean_betas)).float(),
+        mean_camera=None if mean_camera is None else torch.tensor(np.array(mean_camera)).float(),
         coupling=config.flow_coupling,
         dropout_probability=config.flow_dropout,
         use_batch_norm=config.flow_batch_norm,
