@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pipeline.synthetic import build_body_model
 
 import pose_geometry as pg
+from pose_body import BodyModel
 from prohmr_model.config import LiftingModelConfig, ModelConfig
 from prohmr_model.evaluation import GAUSSIAN_SIGMAS_M, evaluate_lifting, evaluate_regression
 from prohmr_model.lifting import build_lifting_model
@@ -36,7 +36,7 @@ def tiny_prohmr() -> torch.nn.Module:
     )
     model = build_prohmr(
         config,
-        body_model=build_body_model(),
+        body_model=BodyModel.procedural(),
         mean_betas=np.zeros(10),
         mean_camera=np.array([0.9, 0.0, 0.0]),
     )
