@@ -204,10 +204,9 @@ def _unreadable(path: Path, error: Exception) -> CheckpointImportError:
 
 def import_prohmr(checkpoint: dict[str, Any], body: BodyConfig) -> tuple[dict[str, Any], Any]:
     """Route, build the model with the implied sizes, load strictly; returns (our ckpt, report)."""
-    from pipeline.session import load_body_model
-
     from pose_body import load_mean_params
     from pose_losses import PoseDiscriminator
+    from prohmr_model.loading import body_model_from_config
     from prohmr_model.model import build_prohmr
 
     parts, report = route_official_state_dict(checkpoint, kind="prohmr")
@@ -226,7 +225,7 @@ def import_prohmr(checkpoint: dict[str, Any], body: BodyConfig) -> tuple[dict[st
     mean = load_mean_params(body.mean_params_path)
     model = build_prohmr(
         model_config,
-        body_model=load_body_model(config),
+        body_model=body_model_from_config(config.body),
         mean_betas=mean.betas,
         mean_camera=mean.camera,
     )

@@ -11,7 +11,7 @@ from torch.utils.data import default_collate
 
 import pose_data as pdata
 import pose_losses as pl
-from pose_body import BodyModel, load_mean_params
+from pose_body import load_mean_params
 from prohmr_model.evaluation import evaluate_regression, mean_pose_keypoints
 from prohmr_model.loading import body_model_from_config, model_from_checkpoint
 from prohmr_model.model import ProHMR, build_prohmr
@@ -27,15 +27,9 @@ __all__ = [
     "ProHMRSession",
     "check_config_datasets",
     "config_registry",
-    "load_body_model",
     "load_prohmr_checkpoint",
     "registry_entry",
 ]
-
-
-def load_body_model(config: ProHMRConfig) -> BodyModel:
-    """The configured body model ('procedural' or SMPL files)."""
-    return body_model_from_config(config.body)
 
 
 class ProHMRSession:
@@ -58,7 +52,7 @@ class ProHMRSession:
             if not ctx.is_main:
                 self.world = generate_synthetic_world(config.synthetic)
         self.synthetic_dir = synthetic_dir
-        self.body_model = load_body_model(config)
+        self.body_model = body_model_from_config(config.body)
         mean_path = config.body.mean_params_path.format(synthetic_dir=synthetic_dir)
         self.mean_params = load_mean_params(mean_path)
         self.model: ProHMR = build_prohmr(
@@ -302,7 +296,7 @@ def load_prohmr_checkpoint(
     if config.synthetic is not None and config.body.model_path == "procedural":
         generate_synthetic_world(config.synthetic)
     model = model_from_checkpoint(
-        state, path=path, body_model=load_body_model(config), model_config=config.model
+        state, path=path, body_model=body_model_from_config(config.body), model_config=config.model
     )
     return model.to(device).eval(), config
 
