@@ -9,7 +9,7 @@
 The Lightning file is read without executing code from it: tensors, containers and numbers are
 rebuilt, any other pickled class becomes an inert placeholder (Lightning metadata such as
 hyper-parameters is not needed). Keys are routed by the explicit table of
-``pipeline/official.py``; the fork's ``dummy_buffer``s and ``smpl.*`` are the only keys dropped,
+``prohmr_model.official``; the fork's ``dummy_buffer``s and ``smpl.*`` are the only keys dropped,
 anything else unexpected or missing is an error listing the keys. The output loads with
 ``torch.load(weights_only=True)`` and is accepted by eval_regression.py / demo.py
 (``--checkpoint``) and eval_lifting.py.
