@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from pipeline.cli import at_least, check_output_args, positive_float
+from pipeline.cli import add_precision_argument, at_least, check_output_args, positive_float
 from pipeline.runtime import pick_device
 from pipeline.session import load_prohmr_checkpoint
 
@@ -96,6 +96,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-people", type=at_least(1), default=None, help="per image")
     parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--device", default="auto")
+    add_precision_argument(parser)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     args = parser.parse_args(argv)
     if (args.image is None) == (args.image_dir is None):
@@ -115,7 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
+    model, config = load_prohmr_checkpoint(
+        args.checkpoint, device=device, overrides=args.set, precision=args.precision
+    )
     freeze(model)
     people = collect_people(args)
     if not people:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pipeline.cli import at_least, check_output_args, positive_float
+from pipeline.cli import add_precision_argument, at_least, check_output_args, positive_float
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--focal-px", type=positive_float, default=5000.0, help="for --reprojection"
     )
     parser.add_argument("--device", default="auto")
+    add_precision_argument(parser)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--threads", type=at_least(1), default=None, help="torch CPU threads")
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
+    model, config = load_prohmr_checkpoint(
+        args.checkpoint, device=device, overrides=args.set, precision=args.precision
+    )
     freeze(model)
     registry = config_registry(config)
     entry = registry_entry(registry, args.dataset, kinds=("multiview",))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pipeline.cli import at_least, check_output_args
+from pipeline.cli import add_precision_argument, at_least, check_output_args
 from pipeline.runtime import pick_device
 from pipeline.session import (
     config_registry,
@@ -75,6 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=at_least(1), default=None, help="first N images only")
     parser.add_argument("--batch-size", type=at_least(1), default=16)
     parser.add_argument("--device", default="auto")
+    add_precision_argument(parser)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument(
@@ -97,7 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
+    model, config = load_prohmr_checkpoint(
+        args.checkpoint, device=device, overrides=args.set, precision=args.precision
+    )
     registry = config_registry(config)
     names = args.dataset or list(config.data.val)
     entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from pipeline.cli import at_least, check_output_args, positive_float
+from pipeline.cli import add_precision_argument, at_least, check_output_args, positive_float
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -56,6 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="keep the mode's global orientation in every cell (body pose changes only)",
     )
     parser.add_argument("--device", default="auto")
+    add_precision_argument(parser)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=Path("latent"), help="output folder")
     args = parser.parse_args(argv)
@@ -82,7 +83,9 @@ def latent_grid(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
+    model, config = load_prohmr_checkpoint(
+        args.checkpoint, device=device, overrides=args.set, precision=args.precision
+    )
     freeze(model)
     registry = config_registry(config)
     name = args.dataset or next(iter(config.data.val))

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = [
+    "add_precision_argument",
     "at_least",
     "check_output_args",
     "check_output_dir",
@@ -116,3 +117,15 @@ def check_output_args(
             check(path, flag)  # type: ignore[arg-type]
         except OSError as err:
             parser.error(str(err))
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """``--precision fp32|bf16|fp16`` for the programs that run the model (see
+    ``prohmr_model.precision``)."""
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="autocast precision of the backbone and the flow's coupling networks (bf16 only "
+        "where the device has it natively, else fp32 with a warning; fp16 on CUDA only)",
+    )

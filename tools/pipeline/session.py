@@ -267,7 +267,11 @@ def registry_entry(
 
 
 def load_prohmr_checkpoint(
-    path: str | Path, *, device: torch.device, overrides: list[str] | None = None
+    path: str | Path,
+    *,
+    device: torch.device,
+    overrides: list[str] | None = None,
+    precision: str = "fp32",
 ) -> tuple[ProHMR, ProHMRConfig]:
     """Rebuild the model of a training (or imported official) checkpoint.
 
@@ -276,7 +280,9 @@ def load_prohmr_checkpoint(
     imported official checkpoint evaluated with the real SMPL. The model itself is rebuilt by
     ``prohmr_model.loading.model_from_checkpoint`` (as ``prohmr_model.load`` does); what is added
     here is the program's side: relative run paths, overrides, and the synthetic world
-    regenerated when the config names one (the evaluation programs read its datasets).
+    regenerated when the config names one (the evaluation programs read its datasets). The
+    model runs in `precision` (``ProHMR.set_precision``: bf16 falls back to fp32 with a warning
+    on a device without native bf16).
 
     Raises:
         FileNotFoundError: if the checkpoint does not exist.
@@ -298,7 +304,9 @@ def load_prohmr_checkpoint(
     model = model_from_checkpoint(
         state, path=path, body_model=body_model_from_config(config.body), model_config=config.model
     )
-    return model.to(device).eval(), config
+    model = model.to(device).eval()
+    model.set_precision(precision)
+    return model, config
 
 
 def _resolve_run_paths(config: ProHMRConfig, checkpoint: Path) -> ProHMRConfig:

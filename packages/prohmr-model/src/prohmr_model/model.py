@@ -28,6 +28,7 @@ from pose_body import BodyModel
 from pose_flows import SMPLFlowHead
 
 from .config import ModelConfig
+from .precision import autocast, resolve_precision
 
 __all__ = ["VIRTUAL_CROP_PX", "ProHMR", "ProHMROutput", "build_prohmr", "project_normalized"]
 
@@ -62,7 +63,13 @@ class ProHMROutput:
 
 
 class ProHMR(nn.Module):
-    """Backbone + SMPL flow head, with the body model attached."""
+    """Backbone + SMPL flow head, with the body model attached.
+
+    Attributes:
+        precision: ``fp32`` (default), ``bf16`` or ``fp16``; set with `set_precision`. The
+            backbone runs under autocast in it, and in eval mode the flow's coupling networks
+            too (docs/model.md#precision). Outputs are float32 in every precision.
+    """
 
     def __init__(
         self,
@@ -78,14 +85,30 @@ class ProHMR(nn.Module):
         self.focal_length = float(focal_length)
         self.register_buffer("initialized", torch.tensor(False))
         object.__setattr__(self, "body_model", body_model)
+        self.precision = "fp32"
+
+    def set_precision(self, precision: str, *, allow_emulated: bool = False) -> str:
+        """Run in `precision` from now on (checked for the device the model is on: bf16 without
+        native support falls back to fp32 with a warning unless `allow_emulated`); returns the
+        precision in use. Move the model to its device first."""
+        device = next(self.parameters()).device
+        self.precision = resolve_precision(precision, device, allow_emulated=allow_emulated)
+        return self.precision
 
     def _apply(self, fn, recurse=True):
         self.body_model._apply(fn)
         return super()._apply(fn, recurse)
 
     def features(self, images: Tensor) -> Tensor:
-        """(B, 3, S, S) normalised crops -> (B, C) pooled backbone features."""
-        return self.backbone(images)
+        """(B, 3, S, S) normalised crops -> (B, C) float32 pooled backbone features.
+
+        The backbone runs under autocast in ``self.precision``; channels-last when its weights
+        are (``build_prohmr`` makes them so).
+        """
+        if self.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last):
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(self.precision, images.device.type):
+            return self.backbone(images).float()
 
     def initialize_flow(self, features: Tensor, pose_6d: Tensor, valid: Tensor) -> None:
         """ActNorm data-dependent initialisation on the first batch.

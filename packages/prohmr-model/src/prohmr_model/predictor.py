@@ -54,6 +54,7 @@ def load(
     *,
     device: str | torch.device = "cpu",
     body_model: BodyModelLike = None,
+    precision: str = "fp32",
 ) -> Predictor:
     """Load a ProHMR checkpoint of this project (weights only) as a `Predictor`.
 
@@ -64,6 +65,8 @@ def load(
         body_model: a ``pose_body.BodyModel`` or the path of an SMPL file (read with the extra
             and H36M regressor files of the checkpoint's config); default the body model the
             checkpoint's config names ("procedural": pose-body's procedural model, no file).
+        precision: "fp32", "bf16" or "fp16" (``ProHMR.set_precision``; bf16 falls back to
+            fp32 with a warning where the device has no native bf16).
 
     Raises:
         FileNotFoundError: if the checkpoint or a body-model file does not exist.
@@ -73,7 +76,9 @@ def load(
     """
     model, config = load_prohmr_model(path, body_model=body_model)
     crop_size = crop_size_from_config(config, source=f"checkpoint {path}")
-    return Predictor(model, crop_size=crop_size, device=device, config=config)
+    predictor = Predictor(model, crop_size=crop_size, device=device, config=config)
+    predictor.model.set_precision(precision)
+    return predictor
 
 
 @dataclass(frozen=True)
