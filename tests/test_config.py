@@ -3,7 +3,13 @@
 from pathlib import Path
 
 import pytest
-from pipeline.config import ConfigError, ProHMRConfig, apply_overrides, load_config
+from pipeline.config import (
+    ConfigError,
+    ConfigValueError,
+    ProHMRConfig,
+    apply_overrides,
+    load_config,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "tools" / "configs"
 
@@ -67,3 +73,20 @@ def test_unknown_override_is_refused():
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(ProHMRConfig, "does/not/exist.yaml")
+
+
+def test_precision_is_checked():
+    with pytest.raises(ConfigValueError, match=r"train.precision` must be one of 'fp32'"):
+        apply_overrides(ProHMRConfig(), ["train.precision=fp8"])
+    assert apply_overrides(ProHMRConfig(), ["train.precision=bf16"]).train.precision == "bf16"
+
+
+def test_the_old_amp_key_reads_as_fp32_with_a_warning(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  amp: true\n")
+    with pytest.warns(UserWarning, match="train.amp` is replaced by `train.precision"):
+        config = load_config(ProHMRConfig, path)
+    assert config.train.precision == "fp32"
+    path.write_text("train:\n  amp: true\n  precision: bf16\n")
+    with pytest.raises(ConfigError, match="amp` and `train.precision` given together"):
+        load_config(ProHMRConfig, path)

@@ -34,6 +34,7 @@ import math
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +54,7 @@ from prohmr_model.config import (
     above,
     at_least,
     finite_number,
+    one_of,
 )
 
 __all__ = [
@@ -154,7 +156,8 @@ class TrainConfig(Checked):
     num_train_samples: int = 2
     num_val_samples: int = 64
     smpl_param_noise: float = 0.005
-    amp: bool = True  # on CUDA only; flow head and body model stay fp32
+    # fp32 | bf16 | fp16 (CUDA): autocast of the backbone, docs/model.md#precision
+    precision: str = "fp32"
     log_steps: int = 100
     val_steps: int = 100
     image_log_steps: int = 1000
@@ -171,7 +174,7 @@ class TrainConfig(Checked):
         "num_train_samples": at_least(1),
         "num_val_samples": at_least(1),
         "smpl_param_noise": at_least(0),
-        "amp": ANY,
+        "precision": one_of(("fp32", "bf16", "fp16")),
         "log_steps": at_least(1),
         "val_steps": at_least(1),
         "image_log_steps": at_least(1),
@@ -347,6 +350,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 
 
 def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
+    if cls is TrainConfig and "amp" in values:
+        values = _without_amp(values, source)
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known, key=str)
@@ -365,6 +370,23 @@ def _build(cls: type, values: dict[str, Any], prefix: str, source: str) -> Any:
     except ConfigValueError as err:
         key = f"{prefix}.{err.key}" if prefix else err.key
         raise ConfigValueError(key, err.expected, err.value, source) from None
+
+
+def _without_amp(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Configs written before ``train.precision`` hold ``train.amp`` (fp16 autocast of the
+    backbone, on CUDA only): read as ``precision: fp32``, the precision those runs had on CPU,
+    with a warning that says how to ask for fp16."""
+    values = dict(values)
+    amp = values.pop("amp")
+    if "precision" in values:
+        raise ConfigError(f"{source}: `train.amp` and `train.precision` given together; keep one")
+    if amp:
+        warnings.warn(
+            f"{source}: `train.amp` is replaced by `train.precision` (fp32, bf16, fp16); read as "
+            "fp32. On a GPU, set train.precision=fp16 for what amp did there",
+            stacklevel=3,
+        )
+    return values
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
