@@ -52,10 +52,6 @@ def _quiet_worker(worker_id: int) -> None:
     cv2.setNumThreads(1)
 
 
-def _unwrap(module: torch.nn.Module) -> Any:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 def generator_step_losses(
     model: Any,
     discriminator: Any,

@@ -1,4 +1,4 @@
-"""The run plumbing both training loops share (docs/training.md#training-runs).
+"""The run plumbing both training loops share (docs/training.md#training-step).
 
 A :class:`TrainingRun` reads the checkpoint to resume from, checks the config against it, cuts
 the loss log back and writes ``config.yaml`` (pipeline.run_guard.begin_training); then it loads
