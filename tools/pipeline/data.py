@@ -1,21 +1,13 @@
-"""Datasets for the pipelines: the registry, index-deterministic mixing and step-wise sampling.
-
-Exact resume needs the data order to be a function of the step alone. Every training item is
-addressed by a *global index* ``g = (step · world_size + rank) · batch_size + slot``;
-``pose_data.MixedDataset`` maps ``g`` to (dataset, row, augmentation) with a generator seeded by
-``(seed, g)``. A run resumed at step s therefore reads exactly the items the uninterrupted run
-would have read, with any number of DataLoader workers, and ranks read disjoint streams.
-"""
+"""The dataset registry of the pipelines (the data order of training runs is pose_data's
+position-keyed samplers, used by pipeline.training_run)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from torch.utils.data import Sampler
 
 import pose_geometry as pg
 
@@ -23,7 +15,6 @@ __all__ = [
     "KEYPOINT_LISTS",
     "DatasetEntry",
     "DatasetRegistry",
-    "StepBatchSampler",
     "load_registry",
 ]
 
@@ -199,30 +190,3 @@ def load_registry(
             made_by=spec.get("made_by") or "",
         )
     return DatasetRegistry(entries, registry)
-
-
-class StepBatchSampler(Sampler[list[int]]):
-    """Yields the global indices of steps ``start_step .. total_steps - 1`` for one rank."""
-
-    def __init__(
-        self,
-        *,
-        batch_size: int,
-        start_step: int,
-        total_steps: int,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        self.batch_size = batch_size
-        self.start_step = start_step
-        self.total_steps = total_steps
-        self.rank = rank
-        self.world_size = world_size
-
-    def __len__(self) -> int:
-        return max(0, self.total_steps - self.start_step)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for step in range(self.start_step, self.total_steps):
-            base = (step * self.world_size + self.rank) * self.batch_size
-            yield list(range(base, base + self.batch_size))

@@ -9,23 +9,20 @@ head and the body model run in fp32.
 Checkpoints (``<output>/checkpoints/last.pt`` every ``checkpoint_steps`` and at the end, written
 atomically, never with non-finite values) hold the model, discriminator, both optimisers, the
 grad scaler, the step, the config, the history of config changes allowed at resumes and every RNG
-state; with the step-indexed data order (pipeline.data) ``--resume`` continues the run exactly.
+state; pipeline.training_run does this plumbing and the position-keyed data order with which
+``--resume`` continues the run exactly.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 import pose_geometry as pg
 import pose_losses as pl
@@ -33,31 +30,11 @@ from prohmr_model import to_device
 from prohmr_model.losses import discriminator_inputs, gt_pose_6d, nll_targets, prohmr_loss
 from prohmr_model.model import ProHMR, ProHMROutput
 
-from .config import ProHMRConfig, config_to_dict
-from .data import StepBatchSampler
-from .run_guard import begin_training
-from .runtime import (
-    DistributedContext,
-    capture_rng_state,
-    check_finite,
-    load_checkpoint,
-    load_model_state,
-    restore_rng_state,
-    save_checkpoint,
-)
+from .config import ProHMRConfig
+from .runtime import DistributedContext
+from .training_run import TrainingRun, TrainResult
 
 __all__ = ["TrainResult", "train_prohmr"]
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training run did."""
-
-    start_step: int
-    end_step: int
-    seconds: float
-    checkpoint: Path | None
-    losses: list[dict[str, float]]
 
 
 def _loss_weights(config: ProHMRConfig) -> pl.LossWeights:
@@ -67,42 +44,12 @@ def _loss_weights(config: ProHMRConfig) -> pl.LossWeights:
     return weights
 
 
-def _mocap_loader(
-    dataset: Any, batch_size: int, seed: int, start_step: int, ctx: DistributedContext
-):
-    """Endless mocap batches, index-deterministic per step like the image stream."""
-    if dataset is None:
-        return None
-    total = len(dataset)
-
-    class _Indexed(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return 2**62
-
-        def __getitem__(self, index: int) -> Any:
-            rng = np.random.default_rng([seed, 7, int(index)])
-            return dataset[int(rng.integers(total))]
-
-    sampler = StepBatchSampler(
-        batch_size=batch_size,
-        start_step=start_step,
-        total_steps=2**40,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
-    return iter(DataLoader(_Indexed(), batch_sampler=sampler, num_workers=0))
-
-
 def _quiet_worker(worker_id: int) -> None:
     """Data workers decode and warp with one OpenCV thread each (torch already uses one), so
     workers and the training step do not oversubscribe the cores."""
     import cv2
 
     cv2.setNumThreads(1)
-
-
-def _unwrap(module: torch.nn.Module) -> Any:
-    return module.module if isinstance(module, DistributedDataParallel) else module
 
 
 def generator_step_losses(
@@ -177,59 +124,39 @@ def train_prohmr(
     """
     cfg = config.train
     device = ctx.device
-    output_dir = Path(config.output_dir)
-    checkpoint_path = output_dir / "checkpoints" / "last.pt"
-    loss_log = output_dir / f"losses_rank{ctx.rank}.jsonl"
     model.to(device)
     if discriminator is not None:
         discriminator.to(device)
     use_amp = cfg.amp and device.type == "cuda"
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed * 1000 + ctx.rank)
-
-    start_step = 0
-    state = None
-    if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path, kind="prohmr")
-    history = begin_training(
-        config_to_dict(config),
-        state,
-        kind="ProHMRConfig",
-        checkpoint=checkpoint_path,
-        loss_log=loss_log,
-        config_path=output_dir / "config.yaml" if ctx.is_main else None,
-        allow_config_change=allow_config_change,
-        world_size=ctx.world_size,
-    )
-    if state is not None:
-        load_model_state(model, state["model"], path=checkpoint_path, what="ProHMR model")
-        if discriminator is not None:
-            load_model_state(
-                discriminator, state["discriminator"], path=checkpoint_path, what="discriminator"
-            )
-        start_step = int(state["step"])
-    if start_step >= cfg.total_steps:
-        return TrainResult(start_step, start_step, 0.0, checkpoint_path, [])
-
-    sampler = StepBatchSampler(
-        batch_size=cfg.batch_size,
-        start_step=start_step,
+    run = TrainingRun(
+        config,
+        kind="prohmr",
+        ctx=ctx,
+        resume=resume,
         total_steps=cfg.total_steps,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
+        checkpoint_steps=cfg.checkpoint_steps,
+        loss_log=Path(config.output_dir) / f"losses_rank{ctx.rank}.jsonl",
+        amp=use_amp,
+        progress=progress,
+        stop_after_step=stop_after_step,
+        allow_config_change=allow_config_change,
     )
-    loader = DataLoader(
+    run.track(model=model, discriminator=discriminator)
+    if not run.running:
+        return run.result()
+    batches = run.batches(
         train_data,
-        batch_sampler=sampler,
+        cfg.batch_size,
+        seed=cfg.seed,
         num_workers=config.data.num_workers,
         pin_memory=device.type == "cuda",
-        persistent_workers=False,
         worker_init_fn=_quiet_worker,
     )
-    batches = iter(loader)
-    mocap = _mocap_loader(
-        mocap_data, cfg.mocap_batch_multiplier * cfg.batch_size, cfg.seed, start_step, ctx
-    )
+    mocap = None
+    if mocap_data is not None:
+        mocap = run.batches(mocap_data, cfg.mocap_batch_multiplier * cfg.batch_size, seed=cfg.seed)
 
     # ActNorm initialisation on the first batch (before DDP broadcasts rank 0's weights).
     first_batch = None
@@ -248,14 +175,8 @@ def train_prohmr(
         if discriminator is not None
         else None
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
-    if state is not None:
-        opt_gen.load_state_dict(state["opt_gen"])
-        if opt_disc is not None:
-            opt_disc.load_state_dict(state["opt_disc"])
-        scaler.load_state_dict(state["scaler"])
-        if ctx.rank < len(state["rng"]):  # a rank added by an allowed world-size change: seeded
-            restore_rng_state(state["rng"][ctx.rank], {"flow": generator})
+    run.track(opt_gen=opt_gen, opt_disc=opt_disc)
+    run.track_rng(flow=generator)
 
     net: Any = model
     disc: Any = discriminator
@@ -266,20 +187,12 @@ def train_prohmr(
             disc = DistributedDataParallel(discriminator, device_ids=ids)
 
     weights = _loss_weights(config)
-    losses: list[dict[str, float]] = []
-    started = time.perf_counter()
-    bar = None
-    if progress and ctx.is_main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.total_steps, initial=start_step, unit="step", dynamic_ncols=True)
-    step = start_step
-    last_checkpoint = None
-    try:
-        while step < cfg.total_steps:
+    with run:
+        while run.running:
             batch = first_batch if first_batch is not None else next(batches)
             first_batch = None
             batch = to_device(batch, device)
+            names = list(batch["imgname"])
             net.train()
             # The generator's adversarial term uses the plain discriminator: its gradients on
             # the discriminator are discarded (zero_grad below), so they need no all-reduce.
@@ -294,10 +207,8 @@ def train_prohmr(
                 autocast=use_amp,
             )
             logs = dict(combined.logs)
-            check_finite(step, logs, list(batch["imgname"]), checkpoint=checkpoint_path)
-            opt_gen.zero_grad(set_to_none=True)
-            scaler.scale(combined.total).backward()
-            scaler.step(opt_gen)
+            run.check_finite(logs, names)
+            run.optimizer_step(combined.total, opt_gen)
             if disc is not None and mocap is not None:
                 real = to_device(next(mocap), device)
                 real_pose = pg.axis_angle_to_rotmat(real["body_pose"].float().reshape(-1, 23, 3))
@@ -310,24 +221,10 @@ def train_prohmr(
                 fake_scores, real_scores = scores[: len(body_pose)], scores[len(body_pose) :]
                 loss_disc = pl.lsgan_discriminator_loss(real_scores, fake_scores)
                 logs["loss_disc"] = loss_disc.detach()
-                check_finite(
-                    step,
-                    {"loss_disc": loss_disc.detach()},
-                    list(batch["imgname"]),
-                    checkpoint=checkpoint_path,
-                )
-                opt_disc.zero_grad(set_to_none=True)
-                scaler.scale(weights.adversarial * loss_disc).backward()
-                scaler.step(opt_disc)
-            scaler.update()
-            step += 1
-            record = {"step": step, **{k: float(v) for k, v in logs.items()}}
-            losses.append(record)
-            with loss_log.open("a") as file:
-                file.write(json.dumps(record) + "\n")
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                run.check_finite({"loss_disc": loss_disc.detach()}, names)
+                run.optimizer_step(weights.adversarial * loss_disc, opt_disc)
+            record = run.end_step(logs)
+            step = run.step
             if writer is not None and (step % cfg.log_steps == 0 or step == 1):
                 for key, value in record.items():
                     if key != "step":
@@ -336,40 +233,13 @@ def train_prohmr(
                 _validate(model, discriminator, val_batch_fn, config, generator, writer, step)
             if log_image_fn is not None and ctx.is_main and step % cfg.image_log_steps == 0:
                 log_image_fn(model, step)
-            done = step >= cfg.total_steps or (
-                stop_after_step is not None and step >= stop_after_step
-            )
-            if ctx.distributed and (step % cfg.checkpoint_steps == 0 or done):
-                # DDP broadcasts rank 0's buffers (batch-norm statistics) at the start of each
-                # forward; after the last step they still hold each rank's own update.
-                _broadcast_buffers(model, discriminator)
-            if step % cfg.checkpoint_steps == 0 or done:
-                rng_states = _gather_rng(ctx, {"flow": generator})
-                if ctx.is_main:
-                    last_checkpoint = save_checkpoint(
-                        checkpoint_path,
-                        {
-                            "step": step,
-                            "model": model.state_dict(),
-                            "discriminator": (
-                                discriminator.state_dict() if discriminator is not None else {}
-                            ),
-                            "opt_gen": opt_gen.state_dict(),
-                            "opt_disc": opt_disc.state_dict() if opt_disc is not None else {},
-                            "scaler": scaler.state_dict(),
-                            "config": config_to_dict(config),
-                            "rng": rng_states,
-                            "world_size": ctx.world_size,
-                            "config_history": history,
-                        },
-                        require_finite=True,
-                    )
-            if stop_after_step is not None and step >= stop_after_step:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    return TrainResult(start_step, step, time.perf_counter() - started, last_checkpoint, losses)
+            if run.checkpoint_due:
+                if ctx.distributed:
+                    # DDP broadcasts rank 0's buffers (batch-norm statistics) at the start of
+                    # each forward; after the last step they still hold each rank's own update.
+                    _broadcast_buffers(model, discriminator)
+                run.save()
+    return run.result()
 
 
 def _broadcast_buffers(*modules: torch.nn.Module | None) -> None:
@@ -378,16 +248,6 @@ def _broadcast_buffers(*modules: torch.nn.Module | None) -> None:
             continue
         for buffer in module.buffers():
             torch.distributed.broadcast(buffer, src=0)
-
-
-def _gather_rng(ctx: DistributedContext, generators: dict[str, torch.Generator]) -> list[Any]:
-    """Every rank's RNG states, indexed by rank (gathered to all ranks)."""
-    mine = capture_rng_state(generators)
-    if not ctx.distributed:
-        return [mine]
-    gathered: list[Any] = [None] * ctx.world_size
-    torch.distributed.all_gather_object(gathered, mine)
-    return gathered
 
 
 @torch.no_grad()

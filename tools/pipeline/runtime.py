@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,6 @@ __all__ = [
     "check_finite",
     "describe_checkpoint",
     "init_distributed",
-    "latest_checkpoint",
     "load_checkpoint",
     "load_model_state",
     "non_finite_entries",
@@ -141,12 +139,6 @@ def restore_rng_state(state: dict[str, Any], generators: dict[str, torch.Generat
         if key not in state:
             raise KeyError(f"checkpoint RNG state lacks '{key}'")
         generator.set_state(state[key])
-
-
-def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:
-    """``last.pt`` in ``folder`` if it exists."""
-    candidate = Path(folder) / "last.pt"
-    return candidate if candidate.is_file() else None
 
 
 def check_finite(
