@@ -61,19 +61,19 @@ def generator_step_losses(
     num_samples: int,
     train: bool,
     generator: torch.Generator,
-    autocast: bool,
 ) -> tuple[pl.CombinedLoss, ProHMROutput]:
-    """Forward + every generator loss (incl. adversarial when a discriminator is given)."""
-    device = batch["img"].device
+    """Forward + every generator loss (incl. adversarial when a discriminator is given).
+
+    The model runs in its own precision (``ProHMR.set_precision``: the backbone under autocast);
+    the losses are computed in float32."""
     targets = nll_targets(
         batch,
         noise_std=config.train.smpl_param_noise if train else 0.0,
         generator=generator,
     )
-    with torch.autocast(device_type=device.type, enabled=autocast):
-        output = model(
-            batch["img"], num_samples=num_samples, generator=generator, target_pose_6d=targets
-        )
+    output = model(
+        batch["img"], num_samples=num_samples, generator=generator, target_pose_6d=targets
+    )
     combined, _ = prohmr_loss(
         batch, output, weights=_loss_weights(config), discriminator=discriminator
     )
@@ -127,7 +127,7 @@ def train_prohmr(
     model.to(device)
     if discriminator is not None:
         discriminator.to(device)
-    use_amp = cfg.amp and device.type == "cuda"
+    precision = model.set_precision(cfg.precision)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed * 1000 + ctx.rank)
     run = TrainingRun(
@@ -138,7 +138,7 @@ def train_prohmr(
         total_steps=cfg.total_steps,
         checkpoint_steps=cfg.checkpoint_steps,
         loss_log=Path(config.output_dir) / f"losses_rank{ctx.rank}.jsonl",
-        amp=use_amp,
+        scale_losses=precision == "fp16",
         progress=progress,
         stop_after_step=stop_after_step,
         allow_config_change=allow_config_change,
@@ -204,7 +204,6 @@ def train_prohmr(
                 num_samples=cfg.num_train_samples,
                 train=True,
                 generator=generator,
-                autocast=use_amp,
             )
             logs = dict(combined.logs)
             run.check_finite(logs, names)
@@ -273,7 +272,6 @@ def _validate(
         num_samples=config.train.num_val_samples,
         train=False,
         generator=generator,
-        autocast=False,
     )
     generator.set_state(state)  # validation must not change the training stream
     model.train()

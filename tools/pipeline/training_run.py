@@ -61,7 +61,7 @@ class TrainingRun:
         resume: continue from ``checkpoints/last.pt`` if it exists.
         total_steps, checkpoint_steps: the run's length and checkpoint cadence.
         loss_log: this rank's JSON-lines loss log (None: none).
-        amp: scale the losses for float16 autocast (CUDA only).
+        scale_losses: scale the losses with a gradient scaler (float16 autocast, CUDA).
         stop_after_step: stop (with a checkpoint) after this step.
         allow_config_change: see pipeline.run_guard.begin_training.
 
@@ -79,7 +79,7 @@ class TrainingRun:
         total_steps: int,
         checkpoint_steps: int,
         loss_log: Path | None,
-        amp: bool = False,
+        scale_losses: bool = False,
         progress: bool = True,
         stop_after_step: int | None = None,
         allow_config_change: bool = False,
@@ -103,7 +103,7 @@ class TrainingRun:
             world_size=ctx.world_size,
         )
         self.start_step = self.step = int(self.state["step"]) if self.state else 0
-        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=scale_losses)
         if self.state is not None:
             self.scaler.load_state_dict(self.state.get("scaler", {}))
         self.tracked: dict[str, Any] = {"scaler": self.scaler}
