@@ -228,8 +228,9 @@ def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
         glow.requires_grad_(False)
 
 
-def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
-    from prohmr_model.fitting import fit_pose_gmm, load_pose_prior
+def test_load_pose_prior_reads_pickles_and_npz(tmp_path: Path) -> None:
+    from pose_fitting import fit_pose_gmm
+    from prohmr_model.fitting import load_pose_prior
 
     rng = np.random.default_rng(0)
     means = np.array([[2.0, 0.0, 0.0], [-2.0, 1.0, 0.0]])
@@ -237,10 +238,6 @@ def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
         [rng.normal(means[0], 0.1, size=(600, 3)), rng.normal(means[1], 0.2, size=(200, 3))]
     )
     gmm = fit_pose_gmm(samples, num_components=2, seed=1, regularization=1e-6)
-    order = np.argsort(-gmm["means"][:, 0])
-    np.testing.assert_allclose(gmm["means"][order], means, atol=0.05)
-    np.testing.assert_allclose(gmm["weights"][order], [0.75, 0.25], atol=0.02)
-    np.testing.assert_allclose(np.diagonal(gmm["covars"][order[1]]), [0.04] * 3, rtol=0.25)
     # the file paths: a gmm_08.pkl-style pickle (restricted unpickler) and an npz
     pickled = tmp_path / "gmm.pkl"
     pickled.write_bytes(pickle.dumps({k: np.asarray(v) for k, v in gmm.items()}))

@@ -26,7 +26,7 @@ from pose_fitting.core import (
     minimize,
     relative_change,
 )
-from pose_fitting.gmm import GaussianMixturePrior
+from pose_fitting.gmm import GaussianMixturePrior, fit_pose_gmm
 from pose_fitting.keypoint_fitting import (
     FittingCamera,
     KeypointFittingOptions,
@@ -86,6 +86,7 @@ __all__ = [
     "compile_function",
     "depth_deviation",
     "fit_keypoints",
+    "fit_pose_gmm",
     "fit_smplify",
     "geman_mcclure",
     "image_size_weight",
