@@ -15,7 +15,6 @@ weights are stored un-squared and enter the objectives squared, as in the origin
 from importlib.metadata import PackageNotFoundError, version
 
 from pose_fitting._common import HIP_KEYPOINT_IDX_44, TOO_FEW_KEYPOINTS
-from pose_fitting._compile import compile_function
 from pose_fitting.core import (
     CONVERGED_REASONS,
     AdamOptions,
@@ -83,7 +82,6 @@ __all__ = [
     "StoppingRules",
     "__version__",
     "angle_prior",
-    "compile_function",
     "depth_deviation",
     "fit_keypoints",
     "fit_pose_gmm",

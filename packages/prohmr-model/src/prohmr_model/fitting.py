@@ -11,8 +11,6 @@ this module builds them from a loaded `ProHMR`:
   `keypoint_error` its mean 2D distance;
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
-- both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
-  compiled code reused by later fits of the same model);
 - `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from a real
   ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
   poses when that file is absent (the case of the synthetic world);
@@ -41,7 +39,6 @@ from pose_fitting import (
     GaussianMixturePrior,
     KeypointFittingOptions,
     KeypointFittingResult,
-    compile_function,
     fit_keypoints,
     fit_pose_gmm,
 )
@@ -95,7 +92,7 @@ def regress(
     return model.decode(features, num_samples=num_samples, generator=generator)
 
 
-def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> Decoder:
+def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
     With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
@@ -108,12 +105,6 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
         features: (B, C) backbone features of the B images (constants of the fit).
-        compile: run the frozen inverse and the 6D → matrix conversion as one function
-            compiled by ``torch.compile`` (compiled once per process and batch size; later
-            decoders of the same model reuse it). Needs the frozen inverse (model frozen,
-            additive couplings) and, on CPU, a C++ compiler. Same values up to float rounding.
-            Traced into a compiled objective (``KeypointFittingOptions(compile=True)``), its
-            stale-flow check is left out of the trace; the fit's eager first evaluation runs it.
 
     Returns:
         ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
@@ -124,29 +115,6 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
     context = features.detach().float()
     glow = model.flow.flow
     frozen = glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters())
-    if compile and not frozen:
-        raise ValueError(
-            "flow_decoder(compile=True) needs the frozen inverse: additive couplings and every "
-            f"flow parameter with requires_grad False (call freeze(model)); got {glow.coupling} "
-            "couplings"
-            + ("" if glow.coupling != "additive" else " and a parameter that requires grad")
-        )
-    if compile:
-        inverse = glow.frozen_inverse(context)
-        decode = compile_function(_decode_frozen, option="flow_decoder(compile=True)")
-
-        def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-            _check_rows(z, context)
-            z = z.to(context.dtype)
-            # Outside any compiled code: a changed flow raises at every eager call. Traced into
-            # an enclosing compiled objective (KeypointFittingOptions(compile=True)) it is left
-            # out; fit_keypoints then calls the decoder eagerly once per fit, which checks.
-            if not torch.compiler.is_compiling():
-                inverse.check(z)
-            rotmats = decode(inverse, z)
-            return rotmats[:, :1], rotmats[:, 1:]
-
-        return compiled_decoder
     if frozen:
         inverse = glow.frozen_inverse(context)
 
@@ -177,11 +145,6 @@ def _check_rows(z: Tensor, context: Tensor) -> None:
         )
 
 
-def _decode_frozen(inverse, z: Tensor) -> Tensor:
-    """(B, 24, 3, 3) rotation matrices of latents z through a `FrozenInverse` (traceable)."""
-    return pg.rot6d_to_rotmat(inverse.traceable(z).reshape(-1, 24, 6))
-
-
 def _fast_keypoints(
     body_model: BodyModel, global_orient: Tensor, body_pose: Tensor, betas: Tensor
 ) -> Tensor:
@@ -197,21 +160,17 @@ def _full_keypoints(
 
 
 def body_keypoints(
-    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast", compile: bool = False
+    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast"
 ) -> BodyCallable:
     """``(global_orient, body_pose, betas) -> (B, 44, 3)`` keypoints in metres (body frame).
 
     ``path="fast"`` uses `BodyModel.keypoints_only` (skins only the vertices the regressors
     read); ``"full"`` runs the full forward (every vertex, then the regressors), as the
-    original's SMPL call does at every objective evaluation. ``compile=True`` runs either
-    through ``torch.compile`` (once per process, path and batch size; on CPU it needs a C++
-    compiler); same values up to float rounding.
+    original's SMPL call does at every objective evaluation.
     """
     if path not in ("fast", "full"):
         raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
     function = _fast_keypoints if path == "fast" else _full_keypoints
-    if compile:
-        function = compile_function(function, option="body_keypoints(compile=True)")
 
     def keypoints(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
         return function(body_model, global_orient, body_pose, betas)
@@ -237,15 +196,15 @@ def fit_mode(
         output: its regression of B images (``features``, ``betas`` and ``z`` are read).
         keypoints_2d: (B, 44, 3) targets in the pixels of ``camera``'s frame, with confidence.
         camera: `FittingCamera.full_frame` (the image) or `FittingCamera.crop` (the crop).
-        options: pose-fitting's options (default ProHMR's); ``options.compile`` compiles the
-            decoder and the default body callable too.
+        options: pose-fitting's options (default ProHMR's; ``options.compile`` compiles the
+            whole fitting objective).
         body: the body callable (default `body_keypoints` on the fast path).
     """
     options = KeypointFittingOptions() if options is None else options
     if body is None:
-        body = body_keypoints(model.body_model, path="fast", compile=options.compile)
+        body = body_keypoints(model.body_model, path="fast")
     return fit_keypoints(
-        decoder=flow_decoder(model, output.features, compile=options.compile),
+        decoder=flow_decoder(model, output.features),
         body_model=body,
         keypoints_2d=keypoints_2d,
         init_z=torch.zeros_like(output.z[:, 0]),
