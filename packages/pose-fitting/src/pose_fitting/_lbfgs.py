@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -56,6 +57,20 @@ def cubic_minimizer(
     return torch.where(ok, t, 0.5 * (lower + upper))
 
 
+class _Point(NamedTuple):
+    """A point of a line search, per item: step, value, directional derivative, gradient."""
+
+    t: Tensor
+    f: Tensor
+    gtd: Tensor
+    g: Tensor
+
+
+def _pick(mask: Tensor, a: _Point, b: _Point) -> _Point:
+    """Per item, `a` where `mask` holds, else `b`."""
+    return _Point(*(_where(mask, u, v) for u, v in zip(a, b, strict=True)))
+
+
 def strong_wolfe(
     evaluate: Evaluate,
     x: Tensor,
@@ -89,10 +104,7 @@ def strong_wolfe(
     t = torch.where(active, t, zero)
     n_evals = torch.zeros_like(active, dtype=torch.long)
     # prev: the last point of the bracketing phase; lo, hi: the bracket; out: the result.
-    prev_t, prev_f, prev_g, prev_gtd = zero, f0, g0, gtd0
-    lo_t, lo_f, lo_g, lo_gtd = zero, f0, g0, gtd0
-    hi_t, hi_f, hi_gtd = zero, f0, gtd0
-    out_t, out_f, out_g = zero, f0, g0
+    prev = lo = hi = out = _Point(zero, f0, gtd0, g0)
     d_scale = d.abs().amax(dim=-1)
     while True:
         running = phase < 2
@@ -102,87 +114,56 @@ def strong_wolfe(
         # A point with a non-finite gradient is treated like a non-finite value: never accepted.
         finite_g = torch.isfinite(g_new).all(dim=-1)
         f_new = torch.where(finite_g, f_new, torch.full_like(f_new, torch.nan))
-        gtd_new = (g_new * d).sum(dim=-1)
+        new = _Point(t, f_new, (g_new * d).sum(dim=-1), g_new)
         n_evals = n_evals + running.long()
 
         # Conditions, written so that NaN values fail them (NaN compares False).
-        armijo = f_new <= f0 + _SUFFICIENT_DECREASE * t * gtd0
-        curvature = gtd_new.abs() <= -_CURVATURE * gtd0
+        armijo = new.f <= f0 + _SUFFICIENT_DECREASE * t * gtd0
+        curvature = new.gtd.abs() <= -_CURVATURE * gtd0
         exhausted = n_evals >= max_evaluations
         bracketing = running & (phase == 0)
         zooming = running & (phase == 1)
 
         # Bracketing phase (Algorithm 3.5).
-        b_hi_new = bracketing & (~armijo | ((n_evals > 1) & ~(f_new < prev_f)))
+        b_hi_new = bracketing & (~armijo | ((n_evals > 1) & ~(new.f < prev.f)))
         b_accept = bracketing & ~b_hi_new & curvature
-        b_lo_new = bracketing & ~b_hi_new & ~b_accept & (gtd_new >= 0)
+        b_lo_new = bracketing & ~b_hi_new & ~b_accept & (new.gtd >= 0)
         b_extrapolate = bracketing & ~b_hi_new & ~b_accept & ~b_lo_new
+        ext_done = b_extrapolate & exhausted  # keeps its (Armijo-satisfying) point
+        ext_go = b_extrapolate & ~exhausted
 
         # Zoom phase (Algorithm 3.6).
-        z_hi_new = zooming & (~armijo | ~(f_new < lo_f))
+        z_hi_new = zooming & (~armijo | ~(new.f < lo.f))
         z_accept = zooming & ~z_hi_new & curvature
         z_lo_new = zooming & ~z_hi_new & ~z_accept
-        z_flip = z_lo_new & (gtd_new * (hi_t - lo_t) >= 0)
+        z_flip = z_lo_new & (new.gtd * (hi.t - lo.t) >= 0)
 
         # Next extrapolation step from the old `prev` and the new point.
         ext_t = cubic_minimizer(
-            prev_t, prev_f, prev_gtd, t, f_new, gtd_new, t + 0.01 * (t - prev_t), 10 * t
+            prev.t, prev.f, prev.gtd, t, new.f, new.gtd, t + 0.01 * (t - prev.t), 10 * t
         )
 
-        # New bracket ends (hi first: it reads the old lo and prev).
-        hi_new = b_hi_new | z_hi_new
-        hi_t = torch.where(hi_new, t, hi_t)
-        hi_f = torch.where(hi_new, f_new, hi_f)
-        hi_gtd = torch.where(hi_new, gtd_new, hi_gtd)
-        hi_t = torch.where(b_lo_new, prev_t, hi_t)
-        hi_f = torch.where(b_lo_new, prev_f, hi_f)
-        hi_gtd = torch.where(b_lo_new, prev_gtd, hi_gtd)
-        hi_t = torch.where(z_flip, lo_t, hi_t)
-        hi_f = torch.where(z_flip, lo_f, hi_f)
-        hi_gtd = torch.where(z_flip, lo_gtd, hi_gtd)
-
-        take_prev = b_hi_new
-        take_new = b_lo_new | z_lo_new
-        lo_t = torch.where(take_prev, prev_t, torch.where(take_new, t, lo_t))
-        lo_f = torch.where(take_prev, prev_f, torch.where(take_new, f_new, lo_f))
-        lo_gtd = torch.where(take_prev, prev_gtd, torch.where(take_new, gtd_new, lo_gtd))
-        lo_g = _where(take_prev, prev_g, _where(take_new, g_new, lo_g))
-
-        # Accepted points (strong Wolfe satisfied).
-        accept = b_accept | z_accept
-        out_t = torch.where(accept, t, out_t)
-        out_f = torch.where(accept, f_new, out_f)
-        out_g = _where(accept, g_new, out_g)
-        phase = torch.where(accept, 2, torch.where(b_hi_new | b_lo_new, 1, phase))
-
-        # Extrapolating items that ran out of evaluations keep their (Armijo-satisfying) point.
-        ext_done = b_extrapolate & exhausted
-        out_t = torch.where(ext_done, t, out_t)
-        out_f = torch.where(ext_done, f_new, out_f)
-        out_g = _where(ext_done, g_new, out_g)
-        phase = torch.where(ext_done, 2, phase)
-        ext_go = b_extrapolate & ~exhausted
-        prev_t = torch.where(ext_go, t, prev_t)
-        prev_f = torch.where(ext_go, f_new, prev_f)
-        prev_gtd = torch.where(ext_go, gtd_new, prev_gtd)
-        prev_g = _where(ext_go, g_new, prev_g)
+        # New bracket ends (hi first: it reads the old lo and prev), result and phase.
+        hi = _pick(z_flip, lo, _pick(b_lo_new, prev, _pick(b_hi_new | z_hi_new, new, hi)))
+        lo = _pick(b_hi_new, prev, _pick(b_lo_new | z_lo_new, new, lo))
+        finished = b_accept | z_accept | ext_done
+        out = _pick(finished, new, out)
+        phase = torch.where(finished, 2, torch.where(b_hi_new | b_lo_new, 1, phase))
+        prev = _pick(ext_go, new, prev)
 
         # Zooming items: stop on exhaustion or a bracket too small to matter, keeping `lo`.
         in_zoom = running & (phase == 1)
-        too_small = (hi_t - lo_t).abs() * d_scale < tolerance_change
+        too_small = (hi.t - lo.t).abs() * d_scale < tolerance_change
         zoom_done = in_zoom & (exhausted | too_small)
-        out_t = torch.where(zoom_done, lo_t, out_t)
-        out_f = torch.where(zoom_done, lo_f, out_f)
-        out_g = _where(zoom_done, lo_g, out_g)
+        out = _pick(zoom_done, lo, out)
         phase = torch.where(zoom_done, 2, phase)
         zoom_go = in_zoom & ~zoom_done
-        a = torch.minimum(lo_t, hi_t)
-        b = torch.maximum(lo_t, hi_t)
-        margin = 0.1 * (b - a)
-        zoom_t = cubic_minimizer(lo_t, lo_f, lo_gtd, hi_t, hi_f, hi_gtd, a + margin, b - margin)
+        low, high = torch.minimum(lo.t, hi.t), torch.maximum(lo.t, hi.t)
+        margin = 0.1 * (high - low)
+        zoom_t = cubic_minimizer(*lo[:3], *hi[:3], low + margin, high - margin)
 
         t = torch.where(ext_go, ext_t, torch.where(zoom_go, zoom_t, t))
-    return out_t, out_f, out_g, n_evals
+    return out.t, out.f, out.g, n_evals
 
 
 @dataclass
