@@ -129,38 +129,7 @@ NEEDS_COMPILER = pytest.mark.skipif(
 
 
 @NEEDS_COMPILER
-def test_compiled_decoder_and_body_equal_the_eager_ones(loaded) -> None:
-    from prohmr_model.fitting import body_keypoints, flow_decoder
-
-    model, _ = loaded
-    generator = torch.Generator().manual_seed(2)
-    z = torch.randn(2, 144, generator=generator)
-    weights = torch.randn(2, 44, 3, generator=generator)
-    runs = []
-    for compile in (False, True):
-        features = torch.randn(2, model.backbone.num_features, generator=generator.manual_seed(3))
-        decoder = flow_decoder(model, features, compile=compile)
-        body = body_keypoints(model.body_model, path="fast", compile=compile)
-        latent = z.clone().requires_grad_(True)
-        betas = torch.zeros(2, 10, requires_grad=True)
-        orient, pose = decoder(latent)
-        keypoints = body(orient, pose, betas)
-        (keypoints * weights).sum().backward()
-        runs.append((orient, pose, keypoints, latent.grad, betas.grad))
-    for name, eager, compiled in zip(("orient", "pose", "kp", "dz", "dbetas"), *runs, strict=True):
-        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=1e-4, msg=name)
-    # A new decoder (new images, same model) reuses the compiled code; a changed flow raises
-    # before the compiled code runs.
-    features = torch.randn(2, model.backbone.num_features, generator=generator)
-    decoder = flow_decoder(model, features, compile=True)
-    decoder(z)
-    _refuses_after_an_actnorm_change(model, decoder, z)
-    with pytest.raises(ValueError, match="rows"):
-        decoder(torch.zeros(3, 144))
-
-
-@NEEDS_COMPILER
-def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(loaded) -> None:
+def test_a_compiled_fit_equals_the_eager_one_and_checks_the_flow_once_per_fit(loaded) -> None:
     from pose_fitting import KeypointFittingOptions, LBFGSOptions, StoppingRules, fit_keypoints
     from prohmr_model.fitting import body_keypoints, flow_decoder
 
@@ -176,11 +145,11 @@ def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(load
     }
     results = []
     for compile in (False, True):
-        decoder = flow_decoder(model, features, compile=compile)
+        decoder = flow_decoder(model, features)
         results.append(
             fit_keypoints(
                 decoder=decoder,
-                body_model=body_keypoints(model.body_model, path="fast", compile=compile),
+                body_model=body_keypoints(model.body_model, path="fast"),
                 keypoints_2d=keypoints,
                 init_z=torch.zeros(2, 144),
                 init_betas=torch.zeros(2, 10),
@@ -194,14 +163,14 @@ def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(load
     assert (compiled.loss < compiled.report.initial_loss).all()
     torch.testing.assert_close(compiled.loss, eager.loss, rtol=1e-3, atol=0)
     assert compiled.report.objective_calls > 1
-    # The decoder's stale-flow check stays out of the compiled trace, and runs in each fit's
-    # eager first evaluation: a flow changed between fits makes the next fit raise.
+    # The decoder's stale-flow check runs in each fit's eager first evaluation: a flow changed
+    # between fits makes the next fit raise.
     z = compiled.z.clone()
     _refuses_after_an_actnorm_change(
         model,
         lambda _: fit_keypoints(
             decoder=decoder,
-            body_model=body_keypoints(model.body_model, path="fast", compile=True),
+            body_model=body_keypoints(model.body_model, path="fast"),
             keypoints_2d=keypoints,
             init_z=z,
             init_betas=compiled.betas,
@@ -214,22 +183,9 @@ def test_a_compiled_fit_traces_the_decoder_and_checks_the_flow_once_per_fit(load
     )
 
 
-def test_compiled_decoder_needs_the_frozen_inverse(loaded) -> None:
-    from prohmr_model.fitting import flow_decoder
-
-    model, _ = loaded
-    features = torch.zeros(1, model.backbone.num_features)
-    glow = model.flow.flow
-    glow.requires_grad_(True)
-    try:
-        with pytest.raises(ValueError, match=r"compile=True\).*requires grad"):
-            flow_decoder(model, features, compile=True)
-    finally:
-        glow.requires_grad_(False)
-
-
-def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
-    from prohmr_model.fitting import fit_pose_gmm, load_pose_prior
+def test_load_pose_prior_reads_pickles_and_npz(tmp_path: Path) -> None:
+    from pose_fitting import fit_pose_gmm
+    from prohmr_model.fitting import load_pose_prior
 
     rng = np.random.default_rng(0)
     means = np.array([[2.0, 0.0, 0.0], [-2.0, 1.0, 0.0]])
@@ -237,10 +193,6 @@ def test_fit_pose_gmm_recovers_a_known_mixture(tmp_path: Path) -> None:
         [rng.normal(means[0], 0.1, size=(600, 3)), rng.normal(means[1], 0.2, size=(200, 3))]
     )
     gmm = fit_pose_gmm(samples, num_components=2, seed=1, regularization=1e-6)
-    order = np.argsort(-gmm["means"][:, 0])
-    np.testing.assert_allclose(gmm["means"][order], means, atol=0.05)
-    np.testing.assert_allclose(gmm["weights"][order], [0.75, 0.25], atol=0.02)
-    np.testing.assert_allclose(np.diagonal(gmm["covars"][order[1]]), [0.04] * 3, rtol=0.25)
     # the file paths: a gmm_08.pkl-style pickle (restricted unpickler) and an npz
     pickled = tmp_path / "gmm.pkl"
     pickled.write_bytes(pickle.dumps({k: np.asarray(v) for k, v in gmm.items()}))

@@ -98,9 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="ProHMR fitting through torch.compile (the objective with its gradient as one "
-        "function, and the L-BFGS bookkeeping; compiled on the first batch of each size, same "
-        "values up to rounding)",
+        help="ProHMR fitting with its objective (value and gradient) through torch.compile "
+        "(KeypointFittingOptions.compile; compiled on the first batch, same values up to "
+        "rounding)",
     )
     args = parser.parse_args(argv)
     out = args.out or args.checkpoint.parent.parent / "eval_fitting"
@@ -271,14 +271,7 @@ def evaluate_batch(
     predictions = {"mode": output.keypoints_3d[:, 0]}
     translations = {"mode": camera.translation}
     tic = time.perf_counter()
-    fit = fit_mode(
-        model,
-        output,
-        keypoints_2d,
-        camera,
-        options=fit_options,
-        body=None if fit_options.compile else body,
-    )
+    fit = fit_mode(model, output, keypoints_2d, camera, options=fit_options, body=body)
     times["prohmr_fit"] = time.perf_counter() - tic
     predictions["prohmr_fit"] = fit.keypoints_3d
     translations["prohmr_fit"] = fit.camera_translation

@@ -1,4 +1,4 @@
-"""GaussianMixturePrior against hand-computed densities."""
+"""GaussianMixturePrior against hand-computed densities; fit_pose_gmm recovers a mixture."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pose_fitting import GaussianMixturePrior
+from pose_fitting import GaussianMixturePrior, fit_pose_gmm
 from pose_fitting.testing import synthetic_gaussian_mixture
 
 F64 = torch.float64
@@ -112,3 +112,25 @@ def test_gradient_is_finite_and_follows_dtype_and_module_moves():
     prior32 = prior.to(torch.float32)
     assert prior32.precisions.dtype == torch.float32
     assert set(dict(prior.named_buffers())) == {"means", "precisions", "component_costs"}
+
+
+def test_fit_pose_gmm_recovers_a_known_mixture():
+    rng = np.random.default_rng(0)
+    means = np.array([[2.0, 0.0, 0.0], [-2.0, 1.0, 0.0]])
+    samples = np.concatenate(
+        [rng.normal(means[0], 0.1, size=(600, 3)), rng.normal(means[1], 0.2, size=(200, 3))]
+    )
+    gmm = fit_pose_gmm(samples, num_components=2, seed=1, regularization=1e-6)
+    order = np.argsort(-gmm["means"][:, 0])
+    np.testing.assert_allclose(gmm["means"][order], means, atol=0.05)
+    np.testing.assert_allclose(gmm["weights"][order], [0.75, 0.25], atol=0.02)
+    np.testing.assert_allclose(np.diagonal(gmm["covars"][order[1]]), [0.04] * 3, rtol=0.25)
+    prior = GaussianMixturePrior.from_mapping(gmm)
+    assert prior.num_components == 2
+
+
+def test_fit_pose_gmm_refuses_too_few_or_non_finite_poses():
+    with pytest.raises(ValueError, match=r"P >= num_components \(8\)"):
+        fit_pose_gmm(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fit_pose_gmm(np.full((10, 2), np.nan), num_components=2)

@@ -355,11 +355,10 @@ def test_fits_on_the_gpu_like_on_the_cpu(device):
     cxx_compiler() is None,
     reason="torch.compile on CPU needs a C++ compiler (none found: install g++ or set CXX)",
 )
-@pytest.mark.parametrize("mode", ["whole", "pieces"])
-def test_a_compiled_fit_fits_like_the_eager_one(mode):
+def test_a_compiled_fit_fits_like_the_eager_one():
     p = problem(batch_size=3)
     eager = fit(p, options=KeypointFittingOptions())
-    compiled = fit(p, options=KeypointFittingOptions(compile=True, compile_mode=mode))
+    compiled = fit(p, options=KeypointFittingOptions(compile=True))
     for name in ("z", "betas", "camera_translation", "keypoints_3d"):
         torch.testing.assert_close(
             getattr(compiled, name), getattr(eager, name), atol=1e-6, rtol=0, msg=name
@@ -367,8 +366,3 @@ def test_a_compiled_fit_fits_like_the_eager_one(mode):
     for name, value in eager.terms.items():
         torch.testing.assert_close(compiled.terms[name], value, atol=1e-8, rtol=1e-6, msg=name)
     assert compiled.report.converged.all()
-
-
-def test_an_unknown_compile_mode_is_refused():
-    with pytest.raises(ValueError, match="`compile_mode` must be 'whole' or 'pieces', got 'all'"):
-        KeypointFittingOptions(compile=True, compile_mode="all")  # type: ignore[arg-type]

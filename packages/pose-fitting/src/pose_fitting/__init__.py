@@ -15,7 +15,6 @@ weights are stored un-squared and enter the objectives squared, as in the origin
 from importlib.metadata import PackageNotFoundError, version
 
 from pose_fitting._common import HIP_KEYPOINT_IDX_44, TOO_FEW_KEYPOINTS
-from pose_fitting._compile import compile_function
 from pose_fitting.core import (
     CONVERGED_REASONS,
     AdamOptions,
@@ -26,7 +25,7 @@ from pose_fitting.core import (
     minimize,
     relative_change,
 )
-from pose_fitting.gmm import GaussianMixturePrior
+from pose_fitting.gmm import GaussianMixturePrior, fit_pose_gmm
 from pose_fitting.keypoint_fitting import (
     FittingCamera,
     KeypointFittingOptions,
@@ -83,9 +82,9 @@ __all__ = [
     "StoppingRules",
     "__version__",
     "angle_prior",
-    "compile_function",
     "depth_deviation",
     "fit_keypoints",
+    "fit_pose_gmm",
     "fit_smplify",
     "geman_mcclure",
     "image_size_weight",

@@ -20,8 +20,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from pose_fitting._compile import compile_function
-
 Evaluate = Callable[[Tensor], tuple[Tensor, Tensor]]
 """x (B, n) -> (f (B,), g (B, n)); non-finite values allowed (they are rejected per item)."""
 
@@ -59,6 +57,20 @@ def cubic_minimizer(
     return torch.where(ok, t, 0.5 * (lower + upper))
 
 
+class _Point(NamedTuple):
+    """A point of a line search, per item: step, value, directional derivative, gradient."""
+
+    t: Tensor
+    f: Tensor
+    gtd: Tensor
+    g: Tensor
+
+
+def _pick(mask: Tensor, a: _Point, b: _Point) -> _Point:
+    """Per item, `a` where `mask` holds, else `b`."""
+    return _Point(*(_where(mask, u, v) for u, v in zip(a, b, strict=True)))
+
+
 def strong_wolfe(
     evaluate: Evaluate,
     x: Tensor,
@@ -71,208 +83,87 @@ def strong_wolfe(
     *,
     tolerance_change: float,
     max_evaluations: int,
-    compiled: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-item strong-Wolfe line search along `d` from `x`.
+
+    Every round evaluates the trial points of all searching items at once, then takes each
+    item's decision (accept, bracket, zoom, extrapolate, stop) from its own numbers.
 
     Args:
         evaluate: the batched objective (see `Evaluate`).
         x: (B, n) current points; d: (B, n) descent directions; t: (B,) first trial steps.
         f0, g0, gtd0: (B,), (B, n), (B,) value, gradient and directional derivative at `x`.
         active: (B,) bool, the items that search; the others keep step 0.
-        compiled: run the bookkeeping of each round through `torch.compile` (`_kernels`).
 
     Returns:
         (t, f, g, num_evaluations): (B,) accepted steps (0 for inactive items or when nothing
         better was found), (B,) values and (B, n) gradients at x + t·d, (B,) evaluation counts.
     """
-    kernels = _kernels(compiled)
-    carry = kernels.search_start(t, f0, g0, gtd0, active)
+    zero = torch.zeros_like(f0)
+    phase = torch.where(active, 0, 2)  # 0 bracketing, 1 zoom, 2 done
+    t = torch.where(active, t, zero)
+    n_evals = torch.zeros_like(active, dtype=torch.long)
+    # prev: the last point of the bracketing phase; lo, hi: the bracket; out: the result.
+    prev = lo = hi = out = _Point(zero, f0, gtd0, g0)
     d_scale = d.abs().amax(dim=-1)
     while True:
-        running = carry.phase < 2
+        running = phase < 2
         if not bool(running.any()):
             break
-        f_new, g_new = evaluate(kernels.trial_point(x, carry.t, d, running))
-        carry = kernels.search_round(
-            carry,
-            f_new,
-            g_new,
-            d,
-            f0,
-            gtd0,
-            d_scale,
-            tolerance_change=tolerance_change,
-            max_evaluations=max_evaluations,
+        f_new, g_new = evaluate(x + torch.where(running, t, zero).unsqueeze(-1) * d)
+        # A point with a non-finite gradient is treated like a non-finite value: never accepted.
+        finite_g = torch.isfinite(g_new).all(dim=-1)
+        f_new = torch.where(finite_g, f_new, torch.full_like(f_new, torch.nan))
+        new = _Point(t, f_new, (g_new * d).sum(dim=-1), g_new)
+        n_evals = n_evals + running.long()
+
+        # Conditions, written so that NaN values fail them (NaN compares False).
+        armijo = new.f <= f0 + _SUFFICIENT_DECREASE * t * gtd0
+        curvature = new.gtd.abs() <= -_CURVATURE * gtd0
+        exhausted = n_evals >= max_evaluations
+        bracketing = running & (phase == 0)
+        zooming = running & (phase == 1)
+
+        # Bracketing phase (Algorithm 3.5).
+        b_hi_new = bracketing & (~armijo | ((n_evals > 1) & ~(new.f < prev.f)))
+        b_accept = bracketing & ~b_hi_new & curvature
+        b_lo_new = bracketing & ~b_hi_new & ~b_accept & (new.gtd >= 0)
+        b_extrapolate = bracketing & ~b_hi_new & ~b_accept & ~b_lo_new
+        ext_done = b_extrapolate & exhausted  # keeps its (Armijo-satisfying) point
+        ext_go = b_extrapolate & ~exhausted
+
+        # Zoom phase (Algorithm 3.6).
+        z_hi_new = zooming & (~armijo | ~(new.f < lo.f))
+        z_accept = zooming & ~z_hi_new & curvature
+        z_lo_new = zooming & ~z_hi_new & ~z_accept
+        z_flip = z_lo_new & (new.gtd * (hi.t - lo.t) >= 0)
+
+        # Next extrapolation step from the old `prev` and the new point.
+        ext_t = cubic_minimizer(
+            prev.t, prev.f, prev.gtd, t, new.f, new.gtd, t + 0.01 * (t - prev.t), 10 * t
         )
-    return carry.out_t, carry.out_f, carry.out_g, carry.n_evals
 
+        # New bracket ends (hi first: it reads the old lo and prev), result and phase.
+        hi = _pick(z_flip, lo, _pick(b_lo_new, prev, _pick(b_hi_new | z_hi_new, new, hi)))
+        lo = _pick(b_hi_new, prev, _pick(b_lo_new | z_lo_new, new, lo))
+        finished = b_accept | z_accept | ext_done
+        out = _pick(finished, new, out)
+        phase = torch.where(finished, 2, torch.where(b_hi_new | b_lo_new, 1, phase))
+        prev = _pick(ext_go, new, prev)
 
-class _Search(NamedTuple):
-    """The per-item state of `strong_wolfe` between rounds (all (B,) or (B, n) tensors)."""
+        # Zooming items: stop on exhaustion or a bracket too small to matter, keeping `lo`.
+        in_zoom = running & (phase == 1)
+        too_small = (hi.t - lo.t).abs() * d_scale < tolerance_change
+        zoom_done = in_zoom & (exhausted | too_small)
+        out = _pick(zoom_done, lo, out)
+        phase = torch.where(zoom_done, 2, phase)
+        zoom_go = in_zoom & ~zoom_done
+        low, high = torch.minimum(lo.t, hi.t), torch.maximum(lo.t, hi.t)
+        margin = 0.1 * (high - low)
+        zoom_t = cubic_minimizer(*lo[:3], *hi[:3], low + margin, high - margin)
 
-    phase: Tensor  # 0 bracketing, 1 zoom, 2 done
-    t: Tensor  # next trial step
-    n_evals: Tensor
-    prev_t: Tensor
-    prev_f: Tensor
-    prev_g: Tensor
-    prev_gtd: Tensor
-    lo_t: Tensor
-    lo_f: Tensor
-    lo_g: Tensor
-    lo_gtd: Tensor
-    hi_t: Tensor
-    hi_f: Tensor
-    hi_gtd: Tensor
-    out_t: Tensor
-    out_f: Tensor
-    out_g: Tensor
-
-
-def _search_start(t: Tensor, f0: Tensor, g0: Tensor, gtd0: Tensor, active: Tensor) -> _Search:
-    zero = torch.zeros_like(f0)
-    return _Search(
-        phase=torch.where(active, 0, 2),
-        t=torch.where(active, t, zero),
-        n_evals=torch.zeros_like(active, dtype=torch.long),
-        prev_t=zero.clone(),
-        prev_f=f0.clone(),
-        prev_g=g0.clone(),
-        prev_gtd=gtd0.clone(),
-        lo_t=zero.clone(),
-        lo_f=f0.clone(),
-        lo_g=g0.clone(),
-        lo_gtd=gtd0.clone(),
-        hi_t=zero.clone(),
-        hi_f=f0.clone(),
-        hi_gtd=gtd0.clone(),
-        out_t=zero.clone(),
-        out_f=f0.clone(),
-        out_g=g0.clone(),
-    )
-
-
-def _trial_point(x: Tensor, t: Tensor, d: Tensor, running: Tensor) -> Tensor:
-    return x + torch.where(running, t, torch.zeros_like(t)).unsqueeze(-1) * d
-
-
-def _search_round(
-    s: _Search,
-    f_new: Tensor,
-    g_new: Tensor,
-    d: Tensor,
-    f0: Tensor,
-    gtd0: Tensor,
-    d_scale: Tensor,
-    *,
-    tolerance_change: float,
-    max_evaluations: int,
-) -> _Search:
-    """One round of `strong_wolfe` after evaluating the trial points: every item's decision."""
-    running = s.phase < 2
-    t = s.t
-    # A point with a non-finite gradient is treated like a non-finite value: never accepted.
-    f_new = torch.where(torch.isfinite(g_new).all(dim=-1), f_new, torch.full_like(f_new, torch.nan))
-    gtd_new = (g_new * d).sum(dim=-1)
-    n_evals = s.n_evals + running.long()
-
-    # Conditions, written so that NaN values fail them (NaN compares False).
-    armijo = f_new <= f0 + _SUFFICIENT_DECREASE * t * gtd0
-    curvature = gtd_new.abs() <= -_CURVATURE * gtd0
-    exhausted = n_evals >= max_evaluations
-    bracketing = running & (s.phase == 0)
-    zooming = running & (s.phase == 1)
-
-    # Bracketing phase (Algorithm 3.5).
-    b_hi_new = bracketing & (~armijo | ((n_evals > 1) & ~(f_new < s.prev_f)))
-    b_accept = bracketing & ~b_hi_new & curvature
-    b_lo_new = bracketing & ~b_hi_new & ~b_accept & (gtd_new >= 0)
-    b_extrapolate = bracketing & ~b_hi_new & ~b_accept & ~b_lo_new
-
-    # Zoom phase (Algorithm 3.6).
-    z_hi_new = zooming & (~armijo | ~(f_new < s.lo_f))
-    z_accept = zooming & ~z_hi_new & curvature
-    z_lo_new = zooming & ~z_hi_new & ~z_accept
-    z_flip = z_lo_new & (gtd_new * (s.hi_t - s.lo_t) >= 0)
-
-    # Next extrapolation step from the old `prev` and the new point.
-    ext_t = cubic_minimizer(
-        s.prev_t, s.prev_f, s.prev_gtd, t, f_new, gtd_new, t + 0.01 * (t - s.prev_t), 10 * t
-    )
-
-    # New bracket ends (compute from the old values, then assign).
-    hi_new = b_hi_new | z_hi_new
-    hi_t = torch.where(hi_new, t, s.hi_t)
-    hi_f = torch.where(hi_new, f_new, s.hi_f)
-    hi_gtd = torch.where(hi_new, gtd_new, s.hi_gtd)
-    hi_t = torch.where(b_lo_new, s.prev_t, hi_t)
-    hi_f = torch.where(b_lo_new, s.prev_f, hi_f)
-    hi_gtd = torch.where(b_lo_new, s.prev_gtd, hi_gtd)
-    hi_t = torch.where(z_flip, s.lo_t, hi_t)
-    hi_f = torch.where(z_flip, s.lo_f, hi_f)
-    hi_gtd = torch.where(z_flip, s.lo_gtd, hi_gtd)
-
-    take_prev = b_hi_new
-    take_new = b_lo_new | z_lo_new
-    lo_t = torch.where(take_prev, s.prev_t, torch.where(take_new, t, s.lo_t))
-    lo_f = torch.where(take_prev, s.prev_f, torch.where(take_new, f_new, s.lo_f))
-    lo_gtd = torch.where(take_prev, s.prev_gtd, torch.where(take_new, gtd_new, s.lo_gtd))
-    lo_g = _where(take_prev, s.prev_g, _where(take_new, g_new, s.lo_g))
-
-    # Accepted points (strong Wolfe satisfied).
-    accept = b_accept | z_accept
-    out_t = torch.where(accept, t, s.out_t)
-    out_f = torch.where(accept, f_new, s.out_f)
-    out_g = _where(accept, g_new, s.out_g)
-    phase = torch.where(accept, 2, torch.where(b_hi_new | b_lo_new, 1, s.phase))
-
-    # Extrapolating items that ran out of evaluations keep their (Armijo-satisfying) point.
-    ext_done = b_extrapolate & exhausted
-    out_t = torch.where(ext_done, t, out_t)
-    out_f = torch.where(ext_done, f_new, out_f)
-    out_g = _where(ext_done, g_new, out_g)
-    phase = torch.where(ext_done, 2, phase)
-    ext_go = b_extrapolate & ~exhausted
-    prev_t = torch.where(ext_go, t, s.prev_t)
-    prev_f = torch.where(ext_go, f_new, s.prev_f)
-    prev_gtd = torch.where(ext_go, gtd_new, s.prev_gtd)
-    prev_g = _where(ext_go, g_new, s.prev_g)
-
-    # Zooming items: stop on exhaustion or a bracket too small to matter, keeping `lo`.
-    in_zoom = running & (phase == 1)
-    too_small = (hi_t - lo_t).abs() * d_scale < tolerance_change
-    zoom_done = in_zoom & (exhausted | too_small)
-    out_t = torch.where(zoom_done, lo_t, out_t)
-    out_f = torch.where(zoom_done, lo_f, out_f)
-    out_g = _where(zoom_done, lo_g, out_g)
-    phase = torch.where(zoom_done, 2, phase)
-    zoom_go = in_zoom & ~zoom_done
-    a = torch.minimum(lo_t, hi_t)
-    b = torch.maximum(lo_t, hi_t)
-    margin = 0.1 * (b - a)
-    zoom_t = cubic_minimizer(lo_t, lo_f, lo_gtd, hi_t, hi_f, hi_gtd, a + margin, b - margin)
-
-    t = torch.where(ext_go, ext_t, torch.where(zoom_go, zoom_t, t))
-    return _Search(
-        phase,
-        t,
-        n_evals,
-        prev_t,
-        prev_f,
-        prev_g,
-        prev_gtd,
-        lo_t,
-        lo_f,
-        lo_g,
-        lo_gtd,
-        hi_t,
-        hi_f,
-        hi_gtd,
-        out_t,
-        out_f,
-        out_g,
-    )
+        t = torch.where(ext_go, ext_t, torch.where(zoom_go, zoom_t, t))
+    return out.t, out.f, out.g, n_evals
 
 
 @dataclass
@@ -334,48 +225,16 @@ def _rows_dot(a: Tensor, b: Tensor) -> Tensor:
 
 def _push_history(state: LBFGSState, update: Tensor, s: Tensor, y: Tensor, ys: Tensor) -> None:
     """Append (s, y) to the histories of the items in `update` (dropping the oldest)."""
-    values = _pushed(
-        *(getattr(state, name) for name in _HISTORY), update, s, y, ys, select_always=False
-    )
-    for name, value in zip(_HISTORY, values, strict=True):
-        setattr(state, name, value)
-
-
-#: The `LBFGSState` fields a history push updates, in `_pushed`'s order.
-_HISTORY = ("s_history", "y_history", "sy", "yy", "history_count", "h_diag")
-#: The `LBFGSState` fields `_iteration_begin` reads after `g` and returns updated, in order.
-_CARRIED = (*_HISTORY, "d", "t", "g_prev", "has_previous", "num_iterations")
-
-
-def _begin_inputs(state: LBFGSState) -> tuple[Tensor, ...]:
-    """`_iteration_begin`'s leading arguments taken from `state`: g, then the `_CARRIED`."""
-    return (state.g, *(getattr(state, name) for name in _CARRIED))
-
-
-def _pushed(
-    s_history: Tensor,
-    y_history: Tensor,
-    sy: Tensor,
-    yy: Tensor,
-    history_count: Tensor,
-    h_diag: Tensor,
-    update: Tensor,
-    s: Tensor,
-    y: Tensor,
-    ys: Tensor,
-    *,
-    select_always: bool,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The history fields after `_push_history` (`select_always`: no data-dependent branch)."""
-    m = s_history.shape[1]
+    m = state.s_history.shape[1]
     if m == 0:
-        return s_history, y_history, sy, yy, history_count, h_diag
-    rolled_s = torch.cat([s_history[:, 1:], s.unsqueeze(1)], dim=1)
-    rolled_y = torch.cat([y_history[:, 1:], y.unsqueeze(1)], dim=1)
+        return
+    rolled_s = torch.cat([state.s_history[:, 1:], s.unsqueeze(1)], dim=1)
+    rolled_y = torch.cat([state.y_history[:, 1:], y.unsqueeze(1)], dim=1)
     # New last row and column of the inner-product matrices (the rest moves up-left by one).
     s_dot_y = _rows_dot(rolled_y, s.unsqueeze(1))  # (B, m): sᵀyⱼ, last entry sᵀy
     old_s_dot_y = _rows_dot(rolled_s[:, :-1], y.unsqueeze(1))  # (B, m-1): sᵢᵀy
     y_dot_y = _rows_dot(rolled_y, y.unsqueeze(1))  # (B, m): yᵀyⱼ
+    sy, yy = state.sy, state.yy
     rolled_sy = torch.cat(
         [torch.cat([sy[:, 1:, 1:], old_s_dot_y.unsqueeze(-1)], dim=2), s_dot_y.unsqueeze(1)],
         dim=1,
@@ -384,32 +243,19 @@ def _pushed(
         [torch.cat([yy[:, 1:, 1:], y_dot_y[:, :-1, None]], dim=2), y_dot_y.unsqueeze(1)],
         dim=1,
     )
-    if not select_always and bool(update.all()):  # common: skip four selections over histories
-        s_history, y_history, sy, yy = rolled_s, rolled_y, rolled_sy, rolled_yy
-    else:
-        s_history = _where(update, rolled_s, s_history)
-        y_history = _where(update, rolled_y, y_history)
-        sy = _where(update, rolled_sy, sy)
-        yy = _where(update, rolled_yy, yy)
-    history_count = torch.where(update, (history_count + 1).clamp_max(m), history_count)
-    last_yy = y_dot_y[:, -1]
-    h_diag = torch.where(
-        update, ys / torch.where(update, last_yy, torch.ones_like(last_yy)), h_diag
+    state.s_history = _where(update, rolled_s, state.s_history)
+    state.y_history = _where(update, rolled_y, state.y_history)
+    state.sy = _where(update, rolled_sy, sy)
+    state.yy = _where(update, rolled_yy, yy)
+    state.history_count = torch.where(
+        update, (state.history_count + 1).clamp_max(m), state.history_count
     )
-    return s_history, y_history, sy, yy, history_count, h_diag
+    last_yy = torch.where(update, y_dot_y[:, -1], torch.ones_like(ys))
+    state.h_diag = torch.where(update, ys / last_yy, state.h_diag)
 
 
 def _direction(state: LBFGSState) -> Tensor:
-    """d = -H·g per item, H the L-BFGS inverse-Hessian approximation of the item's history."""
-    return _direction_of(
-        state.g, state.h_diag, state.s_history, state.y_history, state.sy, state.yy
-    )
-
-
-def _direction_of(
-    g: Tensor, h_diag: Tensor, S: Tensor, Y: Tensor, sy: Tensor, yy: Tensor
-) -> Tensor:
-    """d = -H·g per item (`_direction` on the fields of an `LBFGSState`).
+    """d = -H·g per item, H the L-BFGS inverse-Hessian approximation of the item's history.
 
     Uses the compact representation (Byrd, Nocedal & Schnabel 1994, eq. 2.6; Nocedal & Wright
     eq. 7.24 for H): with S, Y the pairs as rows, R the upper triangle of SYᵀ, D its diagonal and
@@ -422,163 +268,19 @@ def _direction_of(
     first pairs) are zero rows; their diagonal entry of R is set to 1, which makes their
     coefficients exactly 0.
     """
-    gamma = h_diag.unsqueeze(-1)
+    g, S, Y = state.g, state.s_history, state.y_history
+    gamma = state.h_diag.unsqueeze(-1)
     if S.shape[1] == 0:
         return -(gamma * g)
     s_g = _rows_dot(S, g.unsqueeze(1))  # (B, m)
     y_g = _rows_dot(Y, g.unsqueeze(1))
-    diag = torch.diagonal(sy, dim1=-2, dim2=-1)
-    r = torch.triu(sy) + torch.diag_embed((diag == 0).to(diag.dtype))
+    diag = torch.diagonal(state.sy, dim1=-2, dim2=-1)
+    r = torch.triu(state.sy) + torch.diag_embed((diag == 0).to(diag.dtype))
     a = torch.linalg.solve_triangular(r, s_g.unsqueeze(-1), upper=True).squeeze(-1)
-    rhs = diag * a + gamma * (_rows_dot(yy, a.unsqueeze(1)) - y_g)
+    rhs = diag * a + gamma * (_rows_dot(state.yy, a.unsqueeze(1)) - y_g)
     u = torch.linalg.solve_triangular(r.mT, rhs.unsqueeze(-1), upper=False).squeeze(-1)
     hg = gamma * g + (S * u.unsqueeze(-1)).sum(dim=1) - gamma * (Y * a.unsqueeze(-1)).sum(dim=1)
     return -hg
-
-
-class _Begin(NamedTuple):
-    """`_iteration_begin`'s result: the updated state fields and the iteration's search inputs."""
-
-    s_history: Tensor
-    y_history: Tensor
-    sy: Tensor
-    yy: Tensor
-    history_count: Tensor
-    h_diag: Tensor
-    d: Tensor  # the state's last direction (the new one for the active items)
-    t: Tensor
-    g_prev: Tensor
-    has_previous: Tensor
-    num_iterations: Tensor
-    inner: Tensor
-    direction: Tensor  # this iteration's search direction
-    t0: Tensor
-    gtd: Tensor
-    active: Tensor
-
-
-def _iteration_begin(
-    g: Tensor,
-    s_history: Tensor,
-    y_history: Tensor,
-    sy: Tensor,
-    yy: Tensor,
-    history_count: Tensor,
-    h_diag: Tensor,
-    d_last: Tensor,
-    t_last: Tensor,
-    g_prev: Tensor,
-    has_previous: Tensor,
-    num_iterations: Tensor,
-    active: Tensor,
-    inner: Tensor,
-    *,
-    learning_rate: float,
-    change_tolerance: float,
-    select_always: bool,
-) -> _Begin:
-    """An inner iteration up to its line search: curvature pair, direction, first step."""
-    inner = inner + active.long()
-    num_iterations = num_iterations + active.long()
-    # Curvature pair from the previous iteration of this item.
-    y = g - g_prev
-    s = d_last * t_last.unsqueeze(-1)
-    ys = (y * s).sum(dim=-1)
-    update = active & has_previous & (ys > _MIN_CURVATURE)
-    s_history, y_history, sy, yy, history_count, h_diag = _pushed(
-        s_history, y_history, sy, yy, history_count, h_diag, update, s, y, ys,
-        select_always=select_always,
-    )  # fmt: skip
-    d = _direction_of(g, h_diag, s_history, y_history, sy, yy)
-    g_abs_sum = g.abs().sum(dim=-1)
-    first_step = torch.clamp(1.0 / g_abs_sum, max=1.0) * learning_rate
-    t0 = torch.where(num_iterations == 1, first_step, torch.full_like(first_step, learning_rate))
-    gtd = (g * d).sum(dim=-1)
-    descent = gtd <= -change_tolerance  # False for NaN: no line search along a bad direction
-    return _Begin(
-        s_history=s_history,
-        y_history=y_history,
-        sy=sy,
-        yy=yy,
-        history_count=history_count,
-        h_diag=h_diag,
-        d=_where(active, d, d_last),
-        t=torch.where(active & ~descent, torch.zeros_like(t_last), t_last),
-        g_prev=_where(active, g, g_prev),
-        has_previous=has_previous | active,
-        num_iterations=num_iterations,
-        inner=inner,
-        direction=d,
-        t0=t0,
-        gtd=gtd,
-        active=active & descent,
-    )
-
-
-def _iteration_end(
-    x: Tensor,
-    f: Tensor,
-    g: Tensor,
-    t_last: Tensor,
-    d: Tensor,
-    t: Tensor,
-    f_new: Tensor,
-    g_new: Tensor,
-    n_ls: Tensor,
-    active: Tensor,
-    evals: Tensor,
-    inner: Tensor,
-    *,
-    max_inner_iterations: int,
-    max_function_evaluations: int,
-    gradient_tolerance: float,
-    change_tolerance: float,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """An inner iteration after its line search: (x, f, g, t_last, evals, active) updated."""
-    f_old = f
-    t_last = torch.where(active, t, t_last)
-    x = _where(active, x + t.unsqueeze(-1) * d, x)
-    f = torch.where(active, f_new, f)
-    g = _where(active, g_new, g)
-    evals = evals + torch.where(active, n_ls, torch.zeros_like(n_ls))
-    done = (
-        (inner >= max_inner_iterations)
-        | (evals >= max_function_evaluations)
-        | (g.abs().amax(dim=-1) <= gradient_tolerance)
-        | ((d * t.unsqueeze(-1)).abs().amax(dim=-1) <= change_tolerance)
-        | ((f - f_old).abs() < change_tolerance)
-    )
-    return x, f, g, t_last, evals, active & ~done
-
-
-class _Kernels(NamedTuple):
-    """The bookkeeping steps of an L-BFGS iteration, eager or through `torch.compile`."""
-
-    search_start: Callable[..., _Search]
-    trial_point: Callable[..., Tensor]
-    search_round: Callable[..., _Search]
-    iteration_begin: Callable[..., _Begin]
-    iteration_end: Callable[..., tuple[Tensor, ...]]
-
-
-_EAGER = _Kernels(_search_start, _trial_point, _search_round, _iteration_begin, _iteration_end)
-
-
-def _kernels(compiled: bool) -> _Kernels:
-    """The eager steps, or the same functions compiled once per process (`compile_function`).
-
-    Compiled, each step is one generated kernel instead of tens to a hundred small tensor
-    operations; the compiled code is cached by torch per input shapes (one compilation per
-    batch size and parameter count, reused by later fits).
-    """
-    if not compiled:
-        return _EAGER
-    return _Kernels(
-        *(
-            compile_function(step, option="LBFGSOptions(compile=True)", fullgraph=True)
-            for step in _EAGER
-        )
-    )
 
 
 def lbfgs_iteration(
@@ -592,66 +294,65 @@ def lbfgs_iteration(
     gradient_tolerance: float,
     change_tolerance: float,
     max_line_search_evaluations: int,
-    compiled: bool = False,
 ) -> Tensor:
     """One outer iteration (= one `torch.optim.LBFGS.step`) for the items in `stepping`.
 
     Runs up to `max_inner_iterations` L-BFGS iterations per item, each with a strong-Wolfe line
-    search, and updates `state` in place. Items outside `stepping` do not move. `compiled` runs
-    the bookkeeping through `torch.compile` (`_kernels`); the same operations, so the same
-    numbers up to the compiler's float rounding.
+    search, and updates `state` in place. Items outside `stepping` do not move.
 
     Returns:
         (B,) long: objective evaluations spent per item.
     """
-    kernels = _kernels(compiled)
     evals = torch.zeros_like(stepping, dtype=torch.long)
-    inner = torch.zeros_like(stepping, dtype=torch.long)
+    inner = torch.zeros_like(evals)
     active = stepping & ~(state.g.abs().amax(dim=-1) <= gradient_tolerance)
     while bool(active.any()):
-        begin = kernels.iteration_begin(
-            *_begin_inputs(state),
-            active,
-            inner,
-            learning_rate=learning_rate,
-            change_tolerance=change_tolerance,
-            select_always=compiled,
+        inner = inner + active.long()
+        state.num_iterations = state.num_iterations + active.long()
+        # Curvature pair from the previous iteration of this item.
+        y = state.g - state.g_prev
+        s = state.d * state.t.unsqueeze(-1)
+        ys = (y * s).sum(dim=-1)
+        _push_history(state, active & state.has_previous & (ys > _MIN_CURVATURE), s, y, ys)
+        d = _direction(state)
+        first_step = torch.clamp(1.0 / state.g.abs().sum(dim=-1), max=1.0) * learning_rate
+        t0 = torch.where(
+            state.num_iterations == 1, first_step, torch.full_like(first_step, learning_rate)
         )
-        for name in _CARRIED:
-            setattr(state, name, getattr(begin, name))
-        inner, active = begin.inner, begin.active
+        gtd = (state.g * d).sum(dim=-1)
+        descent = gtd <= -change_tolerance  # False for NaN: no line search along a bad direction
+        state.d = _where(active, d, state.d)
+        state.t = torch.where(active & ~descent, torch.zeros_like(state.t), state.t)
+        state.g_prev = _where(active, state.g, state.g_prev)
+        state.has_previous = state.has_previous | active
+        active = active & descent
         if not bool(active.any()):
             break
 
         t, f_new, g_new, n_ls = strong_wolfe(
             evaluate,
             state.x,
-            begin.t0,
-            begin.direction,
+            t0,
+            d,
             state.f,
             state.g,
-            begin.gtd,
+            gtd,
             active,
             tolerance_change=change_tolerance,
             max_evaluations=max_line_search_evaluations,
-            compiled=compiled,
         )
-        state.x, state.f, state.g, state.t, evals, active = kernels.iteration_end(
-            state.x,
-            state.f,
-            state.g,
-            state.t,
-            begin.direction,
-            t,
-            f_new,
-            g_new,
-            n_ls,
-            active,
-            evals,
-            inner,
-            max_inner_iterations=max_inner_iterations,
-            max_function_evaluations=max_function_evaluations,
-            gradient_tolerance=gradient_tolerance,
-            change_tolerance=change_tolerance,
+        f_old = state.f
+        state.t = torch.where(active, t, state.t)
+        state.x = _where(active, state.x + t.unsqueeze(-1) * d, state.x)
+        state.f = torch.where(active, f_new, state.f)
+        state.g = _where(active, g_new, state.g)
+        evals = evals + torch.where(active, n_ls, torch.zeros_like(n_ls))
+        done = (
+            (inner >= max_inner_iterations)
+            | (evals >= max_function_evaluations)
+            | (state.g.abs().amax(dim=-1) <= gradient_tolerance)
+            | ((d * t.unsqueeze(-1)).abs().amax(dim=-1) <= change_tolerance)
+            | ((state.f - f_old).abs() < change_tolerance)
         )
+        active = active & ~done
     return evals

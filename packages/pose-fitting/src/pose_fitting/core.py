@@ -38,7 +38,9 @@ earlier than the original, never later.
 
 from __future__ import annotations
 
+import functools
 import math
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -47,13 +49,11 @@ import torch
 from torch import Tensor
 
 from pose_fitting._checks import check_finite
-from pose_fitting._compile import compile_function
 from pose_fitting._lbfgs import LBFGSState, lbfgs_iteration
 
 __all__ = [
     "CONVERGED_REASONS",
     "AdamOptions",
-    "CompileObjective",
     "FitReport",
     "LBFGSOptions",
     "MinimizeResult",
@@ -82,14 +82,6 @@ class LBFGSOptions:
         change_tolerance: inner stop when the step or the loss change is below this (torch's
             ``tolerance_change``); also ends a line search whose bracket is this small.
         max_line_search_evaluations: evaluations per strong-Wolfe line search: 25.
-        compile: run the per-iteration bookkeeping (curvature pairs, direction, line-search
-            decisions) through ``torch.compile``: the same operations in a few generated
-            kernels instead of a few hundred small tensor operations per iteration, which is
-            what dominates for one or a few images. Needs a working ``torch.compile`` (on CPU
-            a C++ compiler); the first fit of each batch size compiles (tens of seconds on a
-            small CPU), later fits in the process reuse it. Results equal the eager ones up to
-            float rounding (not bit for bit, and batches are no longer bitwise equal to their
-            items fitted alone). Not in the original.
     """
 
     learning_rate: float = 1.0
@@ -99,7 +91,6 @@ class LBFGSOptions:
     gradient_tolerance: float = 1e-7
     change_tolerance: float = 1e-9
     max_line_search_evaluations: int = 25
-    compile: bool = False
 
     def __post_init__(self) -> None:
         _positive("learning_rate", self.learning_rate)
@@ -329,62 +320,58 @@ class _Packer:
         return torch.stack(stats, dim=1)
 
 
-CompileObjective = Literal["whole", "pieces"]
-
-_WHOLE = "minimize(compile_objective='whole')"
-_PIECES = "minimize(compile_objective='pieces')"
-_NOT_WHOLE = (
-    "The objective (in keypoint fitting: the decoder and the body model too) must trace as one "
-    "graph for 'whole'; compile it in pieces instead: compile_objective='pieces' "
-    "(KeypointFittingOptions(compile_mode='pieces')), or leave compilation off"
-)
-
-
-def _value_and_grad(objective: Objective, packer: _Packer, x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-item losses (B,) and the gradient of their sum, by ``torch.func.grad`` (traceable)."""
-
-    def total(x: Tensor) -> tuple[Tensor, Tensor]:
-        loss = objective(packer.unpack(x))
-        return loss.sum(), loss
-
-    grad, loss = torch.func.grad(total, has_aux=True)(x)
-    return loss, grad
-
-
 def _objective_value(objective: Objective, packer: _Packer, x: Tensor) -> Tensor:
     return objective(packer.unpack(x))
 
 
+@functools.cache
+def _compiled_objective_value() -> Callable[[Objective, _Packer, Tensor], Tensor]:
+    """`_objective_value` through ``torch.compile`` (graph breaks allowed), made once per process
+    so that torch's cache of compiled code serves every later fit."""
+    return torch.compile(_objective_value)
+
+
+def _compile_error(error: BaseException, x: Tensor) -> RuntimeError:
+    """RuntimeError for a torch.compile failure: the option and the compiler's own error; a
+    missing C++ compiler is named only when none of torch's candidates is on PATH."""
+    from torch._inductor import config
+
+    cause = error
+    while (inner := getattr(cause, "inner_exception", None) or cause.__cause__) is not None:
+        cause = inner
+    lines = str(cause).strip().splitlines()
+    message = (
+        "compile=True: torch.compile could not compile the fitting objective "
+        f"({type(cause).__name__}: {lines[0] if lines else 'no message'})"
+    )
+    cxx = config.cpp.cxx if isinstance(config.cpp.cxx, (list, tuple)) else (config.cpp.cxx,)
+    candidates = [name for name in cxx if name]  # $CXX or g++ unless changed
+    if x.device.type == "cpu" and not any(shutil.which(name) for name in candidates):
+        message += (
+            f"; torch.compile on CPU needs a C++ compiler and none of {candidates} is on PATH "
+            "(set CXX to one)"
+        )
+    return RuntimeError(message + "; set compile=False to fit eagerly")
+
+
 def _make_evaluate(
-    objective: Objective,
-    packer: _Packer,
-    calls: list[int],
-    compiled: CompileObjective | None = None,
+    objective: Objective, packer: _Packer, calls: list[int], compile: bool = False
 ) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
     """x (B, n) -> (loss (B,), gradient (B, n)), counting the calls in ``calls[0]``.
 
-    ``compiled="whole"``: value and gradient as one compiled function (no output checks: the
-    shapes are fixed per compiled graph, and `minimize` checks them in an eager call first).
-    ``"pieces"``: the objective's forward compiled (graph breaks allowed), autograd backward.
+    With `compile`, the objective runs through ``torch.compile``; autograd differentiates the
+    compiled code (whose backward torch compiles too).
     """
     batch = packer.batch_size
-    if compiled == "whole":
-        whole = compile_function(
-            _value_and_grad, option=_WHOLE, fullgraph=True, untraceable=_NOT_WHOLE
-        )
+    forward = _compiled_objective_value() if compile else _objective_value
 
-        def evaluate_whole(x: Tensor) -> tuple[Tensor, Tensor]:
-            calls[0] += 1
-            with torch.enable_grad():
-                loss, grad = whole(objective, packer, x.detach())
-            return loss.detach().to(x.dtype), grad.detach()
-
-        return evaluate_whole
-    forward = (
-        compile_function(_objective_value, option=_PIECES)
-        if compiled == "pieces"
-        else _objective_value
-    )
+    def evaluate_compiled(x: Tensor) -> tuple[Tensor, Tensor]:
+        try:
+            return evaluate(x)
+        except Exception as error:
+            if type(error).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise _compile_error(error, x) from error
+            raise
 
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
         calls[0] += 1
@@ -409,7 +396,7 @@ def _make_evaluate(
             grad = torch.zeros_like(leaf)
         return loss.detach().to(x.dtype), grad.detach()
 
-    return evaluate
+    return evaluate_compiled if compile else evaluate
 
 
 def minimize(
@@ -421,7 +408,7 @@ def minimize(
     lbfgs: LBFGSOptions | None = None,
     adam: AdamOptions | None = None,
     skip_reasons: Sequence[str | None] | None = None,
-    compile_objective: CompileObjective | None = None,
+    compile: bool = False,
 ) -> MinimizeResult:
     """Minimise a per-item objective over a batch, every item independently.
 
@@ -438,14 +425,11 @@ def minimize(
         adam: Adam settings; default `AdamOptions()`.
         skip_reasons: optional B entries; an item whose entry is a string is not optimised and
             reports that string as its reason (``optimized = False``).
-        compile_objective: evaluate the objective through ``torch.compile`` after a first
-            eager evaluation (which runs its checks as written). ``"whole"``: the objective
-            and its gradient (``torch.func.grad`` of the summed losses) as one compiled
-            function, forward and backward in one generated piece of code: the fastest, for
-            objectives that trace without graph breaks (else RuntimeError). ``"pieces"``: the
-            objective's forward compiled with graph breaks allowed, the backward by autograd.
-            Compiled once per process, batch size and kind of objective (on CPU a C++ compiler
-            is needed); same values up to float rounding. None (default): eager.
+        compile: evaluate the objective through ``torch.compile`` (default settings: graph
+            breaks allowed) after a first eager evaluation, which runs the objective's checks
+            as written; autograd differentiates the compiled code. Compiled once per process
+            and kind of input (on CPU a C++ compiler is needed); the same values up to float
+            rounding. Not in the original.
 
     Returns:
         `MinimizeResult` with the optimised parameters, the per-item losses and the report.
@@ -458,8 +442,8 @@ def minimize(
             skip the call instead), NaN/inf initial values, a wrong objective output shape,
             bad option values or a wrong `skip_reasons` length.
         RuntimeError: when called inside ``torch.inference_mode()`` (autograd is needed), or
-            when `compile_objective` is set and torch.compile fails (no C++ compiler; for
-            ``"whole"``, an objective that does not trace as one graph).
+            when `compile` is set and torch.compile fails (the message gives the compiler's
+            error).
     """
     if torch.is_inference_mode_enabled():
         raise RuntimeError(
@@ -488,15 +472,11 @@ def minimize(
                 reasons[b] = str(reason)
                 optimized[b] = False
 
-    if compile_objective not in (None, "whole", "pieces"):
-        raise ValueError(
-            f"unknown compile_objective {compile_objective!r}; expected None, 'whole' or 'pieces'"
-        )
     calls = [0]
     # The first evaluation is eager: the objective's output checks, and any Python-side checks
     # of its own (which a compiled trace would leave out), run once per fit as written.
     f, g = _make_evaluate(objective, packer, calls)(x0)
-    evaluate = _make_evaluate(objective, packer, calls, compile_objective)
+    evaluate = _make_evaluate(objective, packer, calls, compile)
     initial_loss = f.clone()
     evaluations = torch.ones(B, dtype=torch.long, device=device)
     iterations = torch.zeros(B, dtype=torch.long, device=device)
@@ -528,7 +508,6 @@ def minimize(
                 gradient_tolerance=lbfgs.gradient_tolerance,
                 change_tolerance=lbfgs.change_tolerance,
                 max_line_search_evaluations=lbfgs.max_line_search_evaluations,
-                compiled=lbfgs.compile,
             )
             x, f, g = lbfgs_state.x, lbfgs_state.f, lbfgs_state.g
             evaluations = evaluations + spent

@@ -10,7 +10,8 @@ which is what SMPLify and its PyTorch ports minimise. The exact mixture
 ``-log Σ_k w_k N(θ; μ_k, Σ_k)`` is available with ``mixture="exact"``.
 
 This module never reads files: a tool reads ``gmm_08.pkl`` with a safe unpickler and passes the
-arrays (keys ``means``, ``covars``, ``weights``) to `GaussianMixturePrior.from_mapping`.
+arrays (keys ``means``, ``covars``, ``weights``) to `GaussianMixturePrior.from_mapping`. Where that
+file is absent, `fit_pose_gmm` fits such arrays by EM to training poses.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from pose_geometry import check_floating
 
-__all__ = ["GaussianMixturePrior"]
+__all__ = ["GaussianMixturePrior", "fit_pose_gmm"]
 
 _ArrayLike = Tensor | np.ndarray
 
@@ -224,3 +225,86 @@ class GaussianMixturePrior(nn.Module):
         if self.mixture == "max":
             return energies.amin(dim=-1)
         return -torch.logsumexp(-energies, dim=-1)
+
+
+def fit_pose_gmm(
+    poses: np.ndarray,
+    *,
+    num_components: int = 8,
+    iterations: int = 100,
+    regularization: float = 1e-3,
+    seed: int = 0,
+    tolerance: float = 1e-6,
+) -> dict[str, np.ndarray]:
+    """Fit a full-covariance Gaussian mixture to poses by EM (a stand-in for ``gmm_08.pkl``).
+
+    k-means++ seeding, then EM; ``regularization`` (rad²) is added to every covariance's
+    diagonal so components stay positive definite with few samples.
+
+    Args:
+        poses: (P, D) pose vectors (SMPLify: (P, 69) axis-angle body poses).
+        num_components: K (SMPLify: 8).
+        iterations: maximum EM iterations.
+        regularization: diagonal added to each covariance.
+        seed: seed of the k-means++ draw.
+        tolerance: stop when the mean log-likelihood improves by less than this.
+
+    Returns:
+        ``{"means": (K, D), "covars": (K, D, D), "weights": (K,)}`` float64, the layout of
+        ``gmm_08.pkl`` (`GaussianMixturePrior.from_mapping` reads it).
+    """
+    x = np.asarray(poses, dtype=np.float64)
+    if x.ndim != 2 or len(x) < num_components:
+        raise ValueError(
+            f"`poses` must be (P, D) with P >= num_components ({num_components}), got {x.shape}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`poses` contains NaN or inf")
+    rng = np.random.default_rng(seed)
+    P, D = x.shape
+    # k-means++ seeding
+    centres = [x[rng.integers(P)]]
+    for _ in range(1, num_components):
+        d2 = np.min([((x - c) ** 2).sum(1) for c in centres], axis=0)
+        total = d2.sum()
+        probabilities = d2 / total if total > 0 else np.full(P, 1.0 / P)
+        centres.append(x[rng.choice(P, p=probabilities)])
+    means = np.stack(centres)
+    labels = np.argmin(((x[:, None] - means[None]) ** 2).sum(-1), axis=1)
+    eye = np.eye(D)
+    covars = np.empty((num_components, D, D))
+    weights = np.empty(num_components)
+    for k in range(num_components):
+        members = x[labels == k]
+        if len(members) < 2:
+            members = x
+        covars[k] = np.cov(members, rowvar=False) + regularization * eye
+        weights[k] = max(len(x[labels == k]), 1) / P
+    weights /= weights.sum()
+    previous = -np.inf
+    for _ in range(iterations):
+        # E step: log N(x; mu_k, S_k) + log w_k through Cholesky factors
+        log_resp = np.empty((P, num_components))
+        for k in range(num_components):
+            chol = np.linalg.cholesky(covars[k])
+            diff = np.linalg.solve(chol, (x - means[k]).T)
+            log_det = 2.0 * np.log(np.diag(chol)).sum()
+            log_resp[:, k] = (
+                -0.5 * (diff**2).sum(0) - 0.5 * log_det - 0.5 * D * np.log(2 * np.pi)
+            ) + np.log(weights[k])
+        top = log_resp.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(log_resp - top).sum(axis=1))
+        resp = np.exp(log_resp - log_norm[:, None])
+        mean_ll = float(log_norm.mean())
+        # M step
+        counts = resp.sum(axis=0) + 1e-10
+        weights = counts / P
+        means = (resp.T @ x) / counts[:, None]
+        for k in range(num_components):
+            diff = x - means[k]
+            covars[k] = (resp[:, k, None] * diff).T @ diff / counts[k] + regularization * eye
+            covars[k] = 0.5 * (covars[k] + covars[k].T)
+        if mean_ll - previous < tolerance:
+            break
+        previous = mean_ll
+    return {"means": means, "covars": covars, "weights": weights / weights.sum()}

@@ -25,7 +25,7 @@ pixels of that frame (for crop keypoints in normalised units use
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -181,19 +181,11 @@ class KeypointFittingOptions:
             uses 10).
         lbfgs: L-BFGS settings (lr 1, 20 inner iterations, history 100, strong Wolfe).
         adam: Adam settings, used when ``optimizer="adam"``.
-        compile: run the objective and the L-BFGS bookkeeping (`LBFGSOptions.compile`)
-            through ``torch.compile`` (`minimize`'s ``compile_objective``), compiled once per
-            process, batch size and kind of callables; on CPU a C++ compiler is needed. The
-            decoder and the body model are traced into the compiled code; the first
-            evaluation of each fit is eager, so a check in them that compares Python-side
-            state runs there (keep it out of the trace with ``if not
-            torch.compiler.is_compiling()``). Same values up to float rounding; not in the
-            original.
-        compile_mode: ``"whole"`` (default): the objective and its gradient as one compiled
-            function, for a decoder and body model that trace without graph breaks
-            (RuntimeError otherwise). ``"pieces"``: the forward compiled with graph breaks
-            allowed, the backward by autograd (e.g. smplx's SMPL, whose kinematic chain
-            calls ``.item()``).
+        compile: evaluate the fitting objective (decoder, body model, projection and priors,
+            value and gradient) through ``torch.compile`` (`minimize`'s ``compile``), graph
+            breaks allowed; on CPU a C++ compiler is needed. The first evaluation of each fit
+            is eager, so Python-side checks in the callables run at least once per fit. Same
+            values up to float rounding; not in the original.
     """
 
     pose_prior_weight: float = 4.0
@@ -208,13 +200,8 @@ class KeypointFittingOptions:
     lbfgs: LBFGSOptions = field(default_factory=LBFGSOptions)
     adam: AdamOptions = field(default_factory=AdamOptions)
     compile: bool = False
-    compile_mode: Literal["whole", "pieces"] = "whole"
 
     def __post_init__(self) -> None:
-        if self.compile_mode not in ("whole", "pieces"):
-            raise ValueError(
-                f"`compile_mode` must be 'whole' or 'pieces', got {self.compile_mode!r}"
-            )
         check_option_ranges(
             self,
             non_negative=("pose_prior_weight", "shape_prior_weight", "confidence_threshold"),
@@ -351,10 +338,10 @@ def fit_keypoints(
         {"z": z0, "betas": betas0, "camera_translation": t0},
         method=options.optimizer,
         stopping=options.stopping,
-        lbfgs=replace(options.lbfgs, compile=True) if options.compile else options.lbfgs,
+        lbfgs=options.lbfgs,
         adam=options.adam,
         skip_reasons=skip,
-        compile_objective=options.compile_mode if options.compile else None,
+        compile=options.compile,
     )
     with torch.no_grad():
         terms, (global_orient, body_pose, joints, projected) = terms_of(result.params)

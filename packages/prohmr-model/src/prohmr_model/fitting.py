@@ -11,10 +11,8 @@ this module builds them from a loaded `ProHMR`:
   `keypoint_error` its mean 2D distance;
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
-- both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
-  compiled code reused by later fits of the same model);
-- `fit_pose_gmm` / `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from
-  a real ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
+- `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from a real
+  ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
   poses when that file is absent (the case of the synthetic world);
 - `pose_errors`: MPJPE / PA-MPJPE with the protocol of docs/evaluation.md#metrics (pelvis 39,
   keypoint list).
@@ -41,8 +39,8 @@ from pose_fitting import (
     GaussianMixturePrior,
     KeypointFittingOptions,
     KeypointFittingResult,
-    compile_function,
     fit_keypoints,
+    fit_pose_gmm,
 )
 
 from .model import ProHMR, ProHMROutput
@@ -51,7 +49,6 @@ __all__ = [
     "FIT_COLOUR",
     "body_keypoints",
     "fit_mode",
-    "fit_pose_gmm",
     "flow_decoder",
     "freeze",
     "keypoint_error",
@@ -95,7 +92,7 @@ def regress(
     return model.decode(features, num_samples=num_samples, generator=generator)
 
 
-def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> Decoder:
+def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
     With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
@@ -108,12 +105,6 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
         features: (B, C) backbone features of the B images (constants of the fit).
-        compile: run the frozen inverse and the 6D → matrix conversion as one function
-            compiled by ``torch.compile`` (compiled once per process and batch size; later
-            decoders of the same model reuse it). Needs the frozen inverse (model frozen,
-            additive couplings) and, on CPU, a C++ compiler. Same values up to float rounding.
-            Traced into a compiled objective (``KeypointFittingOptions(compile=True)``), its
-            stale-flow check is left out of the trace; the fit's eager first evaluation runs it.
 
     Returns:
         ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
@@ -124,29 +115,6 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
     context = features.detach().float()
     glow = model.flow.flow
     frozen = glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters())
-    if compile and not frozen:
-        raise ValueError(
-            "flow_decoder(compile=True) needs the frozen inverse: additive couplings and every "
-            f"flow parameter with requires_grad False (call freeze(model)); got {glow.coupling} "
-            "couplings"
-            + ("" if glow.coupling != "additive" else " and a parameter that requires grad")
-        )
-    if compile:
-        inverse = glow.frozen_inverse(context)
-        decode = compile_function(_decode_frozen, option="flow_decoder(compile=True)")
-
-        def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-            _check_rows(z, context)
-            z = z.to(context.dtype)
-            # Outside any compiled code: a changed flow raises at every eager call. Traced into
-            # an enclosing compiled objective (KeypointFittingOptions(compile=True)) it is left
-            # out; fit_keypoints then calls the decoder eagerly once per fit, which checks.
-            if not torch.compiler.is_compiling():
-                inverse.check(z)
-            rotmats = decode(inverse, z)
-            return rotmats[:, :1], rotmats[:, 1:]
-
-        return compiled_decoder
     if frozen:
         inverse = glow.frozen_inverse(context)
 
@@ -177,11 +145,6 @@ def _check_rows(z: Tensor, context: Tensor) -> None:
         )
 
 
-def _decode_frozen(inverse, z: Tensor) -> Tensor:
-    """(B, 24, 3, 3) rotation matrices of latents z through a `FrozenInverse` (traceable)."""
-    return pg.rot6d_to_rotmat(inverse.traceable(z).reshape(-1, 24, 6))
-
-
 def _fast_keypoints(
     body_model: BodyModel, global_orient: Tensor, body_pose: Tensor, betas: Tensor
 ) -> Tensor:
@@ -197,21 +160,17 @@ def _full_keypoints(
 
 
 def body_keypoints(
-    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast", compile: bool = False
+    body_model: BodyModel, *, path: Literal["fast", "full"] = "fast"
 ) -> BodyCallable:
     """``(global_orient, body_pose, betas) -> (B, 44, 3)`` keypoints in metres (body frame).
 
     ``path="fast"`` uses `BodyModel.keypoints_only` (skins only the vertices the regressors
     read); ``"full"`` runs the full forward (every vertex, then the regressors), as the
-    original's SMPL call does at every objective evaluation. ``compile=True`` runs either
-    through ``torch.compile`` (once per process, path and batch size; on CPU it needs a C++
-    compiler); same values up to float rounding.
+    original's SMPL call does at every objective evaluation.
     """
     if path not in ("fast", "full"):
         raise ValueError(f"`path` must be 'fast' or 'full', got {path!r}")
     function = _fast_keypoints if path == "fast" else _full_keypoints
-    if compile:
-        function = compile_function(function, option="body_keypoints(compile=True)")
 
     def keypoints(global_orient: Tensor, body_pose: Tensor, betas: Tensor) -> Tensor:
         return function(body_model, global_orient, body_pose, betas)
@@ -237,15 +196,15 @@ def fit_mode(
         output: its regression of B images (``features``, ``betas`` and ``z`` are read).
         keypoints_2d: (B, 44, 3) targets in the pixels of ``camera``'s frame, with confidence.
         camera: `FittingCamera.full_frame` (the image) or `FittingCamera.crop` (the crop).
-        options: pose-fitting's options (default ProHMR's); ``options.compile`` compiles the
-            decoder and the default body callable too.
+        options: pose-fitting's options (default ProHMR's; ``options.compile`` compiles the
+            whole fitting objective).
         body: the body callable (default `body_keypoints` on the fast path).
     """
     options = KeypointFittingOptions() if options is None else options
     if body is None:
-        body = body_keypoints(model.body_model, path="fast", compile=options.compile)
+        body = body_keypoints(model.body_model, path="fast")
     return fit_keypoints(
-        decoder=flow_decoder(model, output.features, compile=options.compile),
+        decoder=flow_decoder(model, output.features),
         body_model=body,
         keypoints_2d=keypoints_2d,
         init_z=torch.zeros_like(output.z[:, 0]),
@@ -343,89 +302,6 @@ def training_body_poses(files: Sequence[str | Path]) -> np.ndarray:
     return np.concatenate(poses)
 
 
-def fit_pose_gmm(
-    poses: np.ndarray,
-    *,
-    num_components: int = 8,
-    iterations: int = 100,
-    regularization: float = 1e-3,
-    seed: int = 0,
-    tolerance: float = 1e-6,
-) -> dict[str, np.ndarray]:
-    """Fit a full-covariance Gaussian mixture to poses by EM (a stand-in for ``gmm_08.pkl``).
-
-    k-means++ seeding, then EM; ``regularization`` (rad²) is added to every covariance's
-    diagonal so components stay positive definite with few samples.
-
-    Args:
-        poses: (P, D) pose vectors (SMPLify: (P, 69) axis-angle body poses).
-        num_components: K (SMPLify: 8).
-        iterations: maximum EM iterations.
-        regularization: diagonal added to each covariance.
-        seed: seed of the k-means++ draw.
-        tolerance: stop when the mean log-likelihood improves by less than this.
-
-    Returns:
-        ``{"means": (K, D), "covars": (K, D, D), "weights": (K,)}`` float64, the layout of
-        ``gmm_08.pkl`` (`GaussianMixturePrior.from_mapping` reads it).
-    """
-    x = np.asarray(poses, dtype=np.float64)
-    if x.ndim != 2 or len(x) < num_components:
-        raise ValueError(
-            f"`poses` must be (P, D) with P >= num_components ({num_components}), got {x.shape}"
-        )
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`poses` contains NaN or inf")
-    rng = np.random.default_rng(seed)
-    P, D = x.shape
-    # k-means++ seeding
-    centres = [x[rng.integers(P)]]
-    for _ in range(1, num_components):
-        d2 = np.min([((x - c) ** 2).sum(1) for c in centres], axis=0)
-        total = d2.sum()
-        probabilities = d2 / total if total > 0 else np.full(P, 1.0 / P)
-        centres.append(x[rng.choice(P, p=probabilities)])
-    means = np.stack(centres)
-    labels = np.argmin(((x[:, None] - means[None]) ** 2).sum(-1), axis=1)
-    eye = np.eye(D)
-    covars = np.empty((num_components, D, D))
-    weights = np.empty(num_components)
-    for k in range(num_components):
-        members = x[labels == k]
-        if len(members) < 2:
-            members = x
-        covars[k] = np.cov(members, rowvar=False) + regularization * eye
-        weights[k] = max(len(x[labels == k]), 1) / P
-    weights /= weights.sum()
-    previous = -np.inf
-    for _ in range(iterations):
-        # E step: log N(x; mu_k, S_k) + log w_k through Cholesky factors
-        log_resp = np.empty((P, num_components))
-        for k in range(num_components):
-            chol = np.linalg.cholesky(covars[k])
-            diff = np.linalg.solve(chol, (x - means[k]).T)
-            log_det = 2.0 * np.log(np.diag(chol)).sum()
-            log_resp[:, k] = (
-                -0.5 * (diff**2).sum(0) - 0.5 * log_det - 0.5 * D * np.log(2 * np.pi)
-            ) + np.log(weights[k])
-        top = log_resp.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(log_resp - top).sum(axis=1))
-        resp = np.exp(log_resp - log_norm[:, None])
-        mean_ll = float(log_norm.mean())
-        # M step
-        counts = resp.sum(axis=0) + 1e-10
-        weights = counts / P
-        means = (resp.T @ x) / counts[:, None]
-        for k in range(num_components):
-            diff = x - means[k]
-            covars[k] = (resp[:, k, None] * diff).T @ diff / counts[k] + regularization * eye
-            covars[k] = 0.5 * (covars[k] + covars[k].T)
-        if mean_ll - previous < tolerance:
-            break
-        previous = mean_ll
-    return {"means": means, "covars": covars, "weights": weights / weights.sum()}
-
-
 def load_pose_prior(
     gmm_path: str | Path | None,
     *,
@@ -438,7 +314,7 @@ def load_pose_prior(
     Args:
         gmm_path: a ``gmm_08.pkl`` (SMPLify's file; read with pose-body's restricted
             unpickler) or an ``.npz`` with the same keys; None: fit one by EM to the body poses
-            of `training_files` (`fit_pose_gmm`).
+            of `training_files` (`pose_fitting.fit_pose_gmm`).
         training_files: ProHMR-format or mocap npz files with ``body_pose`` (P, 72).
         num_components: K for the EM fit.
         seed: seed of the EM fit.
