@@ -6,8 +6,8 @@ affine coupling with the authors' residual conditioner: context at the input lay
 (the mode at z = 0). `SMPLFlowHead` is ProHMR's pose head (flow over 24 joints × 6D plus the FC
 head for betas and camera); `SkeletonFlowHead` is the lifting model's head over 16 × 3 joints.
 Parameter names follow the original checkpoints (minus the fork's `dummy_buffer`s);
-`load_original_state_dict` loads such state dicts strictly. Both heads take one `FlowConfig`. Shapes: B batch, N samples per
-context, D flow features, C context features.
+`load_original_state_dict` loads such state dicts strictly. Both heads take one `FlowConfig`.
+Shapes: B batch, N samples per context, D flow features, C context features.
 """
 
 from importlib.metadata import PackageNotFoundError, version

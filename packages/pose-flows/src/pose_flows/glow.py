@@ -108,9 +108,7 @@ class FlowConfig:
         _check_positive_int("num_layers", self.num_layers)
         _check_positive_int("num_blocks_per_layer", self.num_blocks_per_layer, 0)
         if self.coupling not in _COUPLINGS:
-            raise ValueError(
-                f"unknown coupling {self.coupling!r}; expected 'additive' or 'affine'"
-            )
+            raise ValueError(f"unknown coupling {self.coupling!r}; expected 'additive' or 'affine'")
         dropout = float(self.dropout_probability)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout_probability` must be in [0, 1), got {dropout}")

@@ -211,7 +211,7 @@ class SMPLFlowHead(nn.Module):
         flow = _flow_config(flow, FlowConfig(features=6 * NUM_SMPL_JOINTS, context_features=2048))
         if flow.features != 6 * NUM_SMPL_JOINTS:
             raise ValueError(
-                f"`flow.features` must be {6 * NUM_SMPL_JOINTS} (24 joints × 6D) for the SMPL "
+                f"`flow.features` must be {6 * NUM_SMPL_JOINTS} (24 joints, 6D each) for the SMPL "
                 f"head, got {flow.features}"
             )
         self.num_joints = NUM_SMPL_JOINTS
