@@ -251,7 +251,7 @@ def _fit(
         image_size_px=batch["img_size"].float(),
         focal_length_px=focal_px,
     )
-    decoder = flow_decoder(model, output.features, compile=options.compile)
+    decoder = flow_decoder(model, output.features)
     body = (
         _stand_in_body(model.body_model)
         if path == STAND_IN

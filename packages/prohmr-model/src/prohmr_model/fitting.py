@@ -11,7 +11,7 @@ this module builds them from a loaded `ProHMR`:
   `keypoint_error` its mean 2D distance;
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
-- both optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
+  optionally through ``torch.compile`` (``compile=True``: compiled once per process, the
   compiled code reused by later fits of the same model);
 - `fit_pose_gmm` / `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from
   a real ``gmm_08.pkl`` (read with pose-body's restricted unpickler) or fitted by EM to training
@@ -95,25 +95,17 @@ def regress(
     return model.decode(features, num_samples=num_samples, generator=generator)
 
 
-def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> Decoder:
+def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
-    With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
-    `ConditionalGlow.frozen_inverse`: the inverse with the features' terms computed once, and
-    gradients to z only. It holds the flow's parameters as they are now, and raises
-    RuntimeError if they change in place later (build a new decoder then). Otherwise (a
-    parameter that requires grad, affine couplings) each call goes through the flow's
-    ``sample`` with the features' terms prepared once.
+    Each call pushes the latents through the flow's inverse (``sample`` with the given z) and
+    turns the 6D output into rotation matrices, like the pose head without its FC head. Ordinary
+    autograd carries gradients to z (and to the flow's parameters only if they require grad;
+    `freeze` stops that). The flow is read at every call, so later changes to its weights show.
 
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
         features: (B, C) backbone features of the B images (constants of the fit).
-        compile: run the frozen inverse and the 6D → matrix conversion as one function
-            compiled by ``torch.compile`` (compiled once per process and batch size; later
-            decoders of the same model reuse it). Needs the frozen inverse (model frozen,
-            additive couplings) and, on CPU, a C++ compiler. Same values up to float rounding.
-            Traced into a compiled objective (``KeypointFittingOptions(compile=True)``), its
-            stale-flow check is left out of the trace; the fit's eager first evaluation runs it.
 
     Returns:
         ``decoder(z (B, 144)) -> (global_orient (B, 1, 3, 3), body_pose (B, 23, 3, 3))``;
@@ -123,63 +115,18 @@ def flow_decoder(model: ProHMR, features: Tensor, *, compile: bool = False) -> D
         raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
     context = features.detach().float()
     glow = model.flow.flow
-    frozen = glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters())
-    if compile and not frozen:
-        raise ValueError(
-            "flow_decoder(compile=True) needs the frozen inverse: additive couplings and every "
-            f"flow parameter with requires_grad False (call freeze(model)); got {glow.coupling} "
-            "couplings"
-            + ("" if glow.coupling != "additive" else " and a parameter that requires grad")
-        )
-    if compile:
-        inverse = glow.frozen_inverse(context)
-        decode = compile_function(_decode_frozen, option="flow_decoder(compile=True)")
-
-        def compiled_decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-            _check_rows(z, context)
-            z = z.to(context.dtype)
-            # Outside any compiled code: a changed flow raises at every eager call. Traced into
-            # an enclosing compiled objective (KeypointFittingOptions(compile=True)) it is left
-            # out; fit_keypoints then calls the decoder eagerly once per fit, which checks.
-            if not torch.compiler.is_compiling():
-                inverse.check(z)
-            rotmats = decode(inverse, z)
-            return rotmats[:, :1], rotmats[:, 1:]
-
-        return compiled_decoder
-    if frozen:
-        inverse = glow.frozen_inverse(context)
-
-        def flow(z: Tensor) -> Tensor:
-            return inverse(z.to(context.dtype))
-
-    else:
-        # The coupling networks' context terms are constants of the fit: computed once here.
-        prepared = glow.prepare_context(context)
-
-        def flow(z: Tensor) -> Tensor:
-            return glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
 
     def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-        _check_rows(z, context)
-        # The pose head without its FC head (betas and camera are not needed): the flow's
-        # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
-        rotmats = pg.rot6d_to_rotmat(flow(z).reshape(-1, 24, 6))
+        if z.shape[0] != context.shape[0]:
+            raise ValueError(
+                f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
+            )
+        pose_6d = glow.sample(context, z=z.to(context.dtype)[:, None]).x[:, 0]
+        # joint 0 is the global orientation
+        rotmats = pg.rot6d_to_rotmat(pose_6d.reshape(-1, 24, 6))
         return rotmats[:, :1], rotmats[:, 1:]
 
     return decoder
-
-
-def _check_rows(z: Tensor, context: Tensor) -> None:
-    if z.shape[0] != context.shape[0]:
-        raise ValueError(
-            f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
-        )
-
-
-def _decode_frozen(inverse, z: Tensor) -> Tensor:
-    """(B, 24, 3, 3) rotation matrices of latents z through a `FrozenInverse` (traceable)."""
-    return pg.rot6d_to_rotmat(inverse.traceable(z).reshape(-1, 24, 6))
 
 
 def _fast_keypoints(
@@ -238,14 +185,14 @@ def fit_mode(
         keypoints_2d: (B, 44, 3) targets in the pixels of ``camera``'s frame, with confidence.
         camera: `FittingCamera.full_frame` (the image) or `FittingCamera.crop` (the crop).
         options: pose-fitting's options (default ProHMR's); ``options.compile`` compiles the
-            decoder and the default body callable too.
+            default body callable too (the decoder is traced into the compiled objective).
         body: the body callable (default `body_keypoints` on the fast path).
     """
     options = KeypointFittingOptions() if options is None else options
     if body is None:
         body = body_keypoints(model.body_model, path="fast", compile=options.compile)
     return fit_keypoints(
-        decoder=flow_decoder(model, output.features, compile=options.compile),
+        decoder=flow_decoder(model, output.features),
         body_model=body,
         keypoints_2d=keypoints_2d,
         init_z=torch.zeros_like(output.z[:, 0]),
