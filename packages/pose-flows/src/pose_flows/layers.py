@@ -145,7 +145,8 @@ class LULinear(_NflowsLULinear):
         ):
             self._lu_cache = None  # gradients must reach the parameters; they may change next
             return None
-        inference_mode = torch.is_inference_mode_enabled()
+        # (compiled code, which cannot query the mode, never runs in inference mode)
+        inference_mode = not torch.compiler.is_compiling() and torch.is_inference_mode_enabled()
         cache = self._lu_cache
         if cache is None or cache.inference_mode != inference_mode:
             with torch.no_grad():
