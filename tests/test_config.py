@@ -88,5 +88,5 @@ def test_the_old_amp_key_reads_as_fp32_with_a_warning(tmp_path):
         config = load_config(ProHMRConfig, path)
     assert config.train.precision == "fp32"
     path.write_text("train:\n  amp: true\n  precision: bf16\n")
-    with pytest.raises(ConfigError, match="amp` and `train.precision` given together"):
+    with pytest.raises(ConfigError, match=r"amp` and `train\.precision` given together"):
         load_config(ProHMRConfig, path)

@@ -4,9 +4,8 @@ Both paths run the published model sizes (ResNet-50 backbone, flow D 144 / 4 lay
 context 2048) with the same weights and the same latents z, in one process:
 
 - fast: backbone -> pose-flows sampling in eval mode (context contribution computed once per
-  image, cached LU inverses, the coupling networks' inference plan: batch norm folded, oneDNN
-  Linear+ReLU and Linear+residual calls on CPU) -> pose-body's joints-only skinning -> batched
-  PA-MPJPE (pose-metrics);
+  image, cached LU inverses) -> pose-body's joints-only skinning -> batched PA-MPJPE
+  (pose-metrics);
 - straightforward: backbone -> a plain nflows composition (context repeated for every sample,
   LU solves each call; built by tools/bench_flows.py) -> the full smplx forward (all 6890
   vertices, then the joint regressors) -> the same batched PA-MPJPE.
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| path | ms | speed-up |")
     print("|---|---:|---:|")
     print(f"| straightforward (plain nflows, full smplx forward) | {t_plain * 1e3:.0f} | 1.00x |")
-    print(f"| fast (pose-flows plan, joints-only) | {t_fast * 1e3:.0f} | {ratio:.2f}x |")
+    print(f"| fast (pose-flows, joints-only) | {t_fast * 1e3:.0f} | {ratio:.2f}x |")
     print(
         f"max |keypoints fast - straightforward| = {difference:.2e} m; "
         f"min PA-MPJPE {float(e_fast):.2f} vs {float(e_plain):.2f} mm"

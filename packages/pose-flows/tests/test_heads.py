@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pose_flows import (
+    FlowConfig,
     PoseHeadOutput,
     SkeletonFlowHead,
     SMPLFlowHead,
@@ -24,14 +25,16 @@ from pose_geometry.testing import assert_close
 C, H = 12, 8
 
 
+def smpl_config(**options):
+    return FlowConfig(features=144, context_features=C, hidden_features=H, **options)
+
+
 def smpl_head(seed=0, **options):
     head = SMPLFlowHead(
-        context_features=C,
-        hidden_features=H,
+        smpl_config(**options),
         fc_hidden_features=H,
         mean_betas=np.arange(10) / 10,
         mean_camera=(0.9, 0.0, 0.0),
-        **options,
     )
     perturb_parameters(head, generator=torch.Generator().manual_seed(seed))
     return head
@@ -44,7 +47,7 @@ def running_stats(module):
 
 
 def test_state_dict_keys_are_the_originals_flow_keys():
-    head = SMPLFlowHead(context_features=C, hidden_features=H, fc_hidden_features=H)
+    head = SMPLFlowHead(smpl_config(), fc_hidden_features=H)
     expected = {
         "flow." + k: s
         for k, s in original_flow_state_dict_shapes(
@@ -141,13 +144,17 @@ def test_betas_and_camera_come_from_the_fc_head_and_are_shared_by_samples():
 
 
 def test_fc_head_initialisation():
-    head = SMPLFlowHead(context_features=C, hidden_features=H, fc_hidden_features=64)
+    head = SMPLFlowHead(smpl_config(), fc_hidden_features=64)
     bound = 0.02 * (6 / (64 + 13)) ** 0.5  # Xavier-uniform, gain 0.02
     last = head.fc_head.layers[2].weight
     assert last.abs().max() <= bound and last.abs().max() > bound / 2
     assert torch.equal(head.fc_head.init_cam, torch.zeros(1, 1, 3))
     with pytest.raises(ValueError, match=r"`mean_betas` must have 10 values, got shape \(9,\)"):
-        SMPLFlowHead(context_features=C, hidden_features=H, mean_betas=np.zeros(9))
+        SMPLFlowHead(smpl_config(), mean_betas=np.zeros(9))
+    with pytest.raises(ValueError, match=r"`flow.features` must be 144"):
+        SMPLFlowHead(FlowConfig(features=48, context_features=C))
+    with pytest.raises(TypeError, match="`flow` must be a FlowConfig, got int"):
+        SMPLFlowHead(C)
 
 
 def test_training_mode_makes_the_originals_two_flow_calls():
@@ -222,7 +229,7 @@ def test_rejects_bad_features():
 
 
 def skeleton_head(seed=0):
-    head = SkeletonFlowHead(context_features=C, hidden_features=H)
+    head = SkeletonFlowHead(FlowConfig(features=48, context_features=C, hidden_features=H))
     perturb_parameters(head, generator=torch.Generator().manual_seed(seed))
     return head
 

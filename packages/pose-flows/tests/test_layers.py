@@ -92,12 +92,21 @@ def test_lu_cache_is_used_only_in_eval_mode_without_parameter_gradients():
     assert layer._lu_cache is not None
     for p in layer.parameters():
         p.requires_grad_(False)
-    key = layer._lu_cache.key
+    cache = layer._lu_cache
     layer(x)  # frozen parameters: the cache serves grad-enabled calls too (e.g. fitting z)
-    assert layer._lu_cache.key == key
+    assert layer._lu_cache is cache
     assert_close(cached, layer.forward_no_cache(x)[0])
     assert_close(layer.inverse(cached)[0], x)
     layer.float()
+    assert layer._lu_cache is None
+    layer(x.float())
+    layer.load_state_dict(layer.state_dict())
+    assert layer._lu_cache is None
+    layer.requires_grad_(True)
+    with torch.no_grad():
+        layer(x.float())
+    assert layer._lu_cache is not None
+    layer(x.float())  # records parameter gradients: an optimiser step may follow, drop it
     assert layer._lu_cache is None
 
 

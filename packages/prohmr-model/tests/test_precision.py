@@ -25,7 +25,7 @@ def test_unknown_precision_is_named():
 
 
 def test_fp16_needs_cuda():
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device.*got device cpu"):
+    with pytest.raises(ValueError, match=r"fp16 needs a CUDA device.*got device cpu"):
         prec.resolve_precision("fp16", "cpu")
 
 

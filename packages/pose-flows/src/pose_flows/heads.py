@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from pose_flows.glow import ConditionalGlow, Coupling, FlowLogProb, FlowSample
+from pose_flows.glow import ConditionalGlow, FlowConfig, FlowLogProb, FlowSample
 from pose_geometry import rot6d_to_rotmat
 
 __all__ = [
@@ -192,9 +192,8 @@ class SMPLFlowHead(nn.Module):
     with autocast disabled and the features cast to the flow's dtype (float32), as the original.
 
     Args:
-        context_features: C, image feature size (2048).
-        hidden_features, num_layers, num_blocks_per_layer, coupling, dropout_probability,
-            use_batch_norm: the flow's options (defaults = ProHMR's).
+        flow: the flow's options; `features` must be 144, `context_features` is the image
+            feature size C, which the FC head takes too (None: ProHMR's, C = 2048).
         fc_hidden_features: the FC head's hidden width (1024).
         mean_betas: (10,) mean betas for the FC head (None: zeros).
         mean_camera: (3,) mean camera (s, tx, ty) for the FC head (None: zeros).
@@ -202,32 +201,23 @@ class SMPLFlowHead(nn.Module):
 
     def __init__(
         self,
+        flow: FlowConfig | None = None,
         *,
-        context_features: int = 2048,
-        hidden_features: int = 1024,
-        num_layers: int = 4,
-        num_blocks_per_layer: int = 2,
         fc_hidden_features: int = 1024,
         mean_betas: Tensor | np.ndarray | None = None,
         mean_camera: Tensor | np.ndarray | None = None,
-        coupling: Coupling = "additive",
-        dropout_probability: float = 0.5,
-        use_batch_norm: bool = True,
     ) -> None:
         super().__init__()
+        flow = _flow_config(flow, FlowConfig(features=6 * NUM_SMPL_JOINTS, context_features=2048))
+        if flow.features != 6 * NUM_SMPL_JOINTS:
+            raise ValueError(
+                f"`flow.features` must be {6 * NUM_SMPL_JOINTS} (24 joints, 6D each) for the SMPL "
+                f"head, got {flow.features}"
+            )
         self.num_joints = NUM_SMPL_JOINTS
-        self.flow = ConditionalGlow(
-            features=6 * NUM_SMPL_JOINTS,
-            context_features=context_features,
-            hidden_features=hidden_features,
-            num_layers=num_layers,
-            num_blocks_per_layer=num_blocks_per_layer,
-            coupling=coupling,
-            dropout_probability=dropout_probability,
-            use_batch_norm=use_batch_norm,
-        )
+        self.flow = ConditionalGlow(flow)
         self.fc_head = FCHead(
-            in_features=context_features,
+            in_features=flow.context_features,
             hidden_features=fc_hidden_features,
             mean_betas=mean_betas,
             mean_camera=mean_camera,
@@ -306,36 +296,20 @@ class SkeletonFlowHead(nn.Module):
     keys minus the dummy buffers. No autocast handling (the original has none; it trains in fp32).
 
     Args:
-        context_features: C (1024, the FC-ResNet's output).
-        num_joints: J (16: the root-relative joints without the pelvis).
-        hidden_features, num_layers, num_blocks_per_layer, coupling, dropout_probability,
-            use_batch_norm: the flow's options (defaults = the original's).
+        flow: the flow's options; `features` = 3·J, a multiple of 3 (None: the original's,
+            J = 16 root-relative joints without the pelvis and C = 1024, the FC-ResNet's output).
     """
 
-    def __init__(
-        self,
-        *,
-        context_features: int = 1024,
-        num_joints: int = 16,
-        hidden_features: int = 1024,
-        num_layers: int = 4,
-        num_blocks_per_layer: int = 2,
-        coupling: Coupling = "additive",
-        dropout_probability: float = 0.5,
-        use_batch_norm: bool = True,
-    ) -> None:
+    def __init__(self, flow: FlowConfig | None = None) -> None:
         super().__init__()
-        self.num_joints = num_joints
-        self.flow = ConditionalGlow(
-            features=3 * num_joints,
-            context_features=context_features,
-            hidden_features=hidden_features,
-            num_layers=num_layers,
-            num_blocks_per_layer=num_blocks_per_layer,
-            coupling=coupling,
-            dropout_probability=dropout_probability,
-            use_batch_norm=use_batch_norm,
-        )
+        flow = _flow_config(flow, FlowConfig(features=3 * 16, context_features=1024))
+        if flow.features % 3:
+            raise ValueError(
+                f"`flow.features` must be 3·J (xyz per joint) for the skeleton head, "
+                f"got {flow.features}"
+            )
+        self.num_joints = flow.features // 3
+        self.flow = ConditionalGlow(flow)
 
     def log_prob(self, keypoints_3d: Tensor, features: Tensor) -> FlowLogProb:
         """log p(joints | features).
@@ -398,6 +372,14 @@ class SkeletonFlowHead(nn.Module):
             log_prob=sample.log_prob,
             z=sample.z,
         )
+
+
+def _flow_config(flow: object, default: FlowConfig) -> FlowConfig:
+    if flow is None:
+        return default
+    if not isinstance(flow, FlowConfig):
+        raise TypeError(f"`flow` must be a FlowConfig, got {type(flow).__name__}")
+    return flow
 
 
 def _device_type(x: object) -> str:

@@ -49,12 +49,6 @@ def test_uninitialised_flow_refuses_to_run(coupling: str, use: str) -> None:
     assert not flow.initialized
 
 
-def test_frozen_inverse_of_an_uninitialised_flow_is_refused() -> None:
-    flow = _flow().eval().requires_grad_(False)
-    with pytest.raises(RuntimeError, match=r"frozen_inverse needs initialised ActNorm layers"):
-        flow.frozen_inverse(torch.randn(2, C))
-
-
 def test_training_mode_log_prob_initialises_then_eval_runs() -> None:
     flow = _flow().train()
     flow.log_prob(torch.randn(8, D), torch.randn(8, C))

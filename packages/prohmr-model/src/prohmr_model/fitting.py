@@ -95,12 +95,10 @@ def regress(
 def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
     """The image-conditioned flow as pose-fitting's decoder.
 
-    With the model frozen (`freeze`) and additive couplings (ProHMR's), the flow runs as
-    `ConditionalGlow.frozen_inverse`: the inverse with the features' terms computed once, and
-    gradients to z only. It holds the flow's parameters as they are now, and raises
-    RuntimeError if they change in place later (build a new decoder then). Otherwise (a
-    parameter that requires grad, affine couplings) each call goes through the flow's
-    ``sample`` with the features' terms prepared once.
+    Each call pushes the latents through the flow's inverse (``sample`` with the given z) and
+    turns the 6D output into rotation matrices, like the pose head without its FC head. Ordinary
+    autograd carries gradients to z (and to the flow's parameters only if they require grad;
+    `freeze` stops that). The flow is read at every call, so later changes to its weights show.
 
     Args:
         model: a ProHMR in eval mode (see `freeze`); item-separable only then.
@@ -114,35 +112,18 @@ def flow_decoder(model: ProHMR, features: Tensor) -> Decoder:
         raise ValueError("flow_decoder needs the model in eval mode (call freeze(model) first)")
     context = features.detach().float()
     glow = model.flow.flow
-    frozen = glow.coupling == "additive" and not any(p.requires_grad for p in glow.parameters())
-    if frozen:
-        inverse = glow.frozen_inverse(context)
-
-        def flow(z: Tensor) -> Tensor:
-            return inverse(z.to(context.dtype))
-
-    else:
-        # The coupling networks' context terms are constants of the fit: computed once here.
-        prepared = glow.prepare_context(context)
-
-        def flow(z: Tensor) -> Tensor:
-            return glow.sample(prepared, z=z.to(context.dtype)[:, None]).x[:, 0]
 
     def decoder(z: Tensor) -> tuple[Tensor, Tensor]:
-        _check_rows(z, context)
-        # The pose head without its FC head (betas and camera are not needed): the flow's
-        # inverse, then 6D -> rotation matrices per joint, joint 0 the global orientation.
-        rotmats = pg.rot6d_to_rotmat(flow(z).reshape(-1, 24, 6))
+        if z.shape[0] != context.shape[0]:
+            raise ValueError(
+                f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
+            )
+        pose_6d = glow.sample(context, z=z.to(context.dtype)[:, None]).x[:, 0]
+        # joint 0 is the global orientation
+        rotmats = pg.rot6d_to_rotmat(pose_6d.reshape(-1, 24, 6))
         return rotmats[:, :1], rotmats[:, 1:]
 
     return decoder
-
-
-def _check_rows(z: Tensor, context: Tensor) -> None:
-    if z.shape[0] != context.shape[0]:
-        raise ValueError(
-            f"decoder: `z` has {z.shape[0]} rows, the features {context.shape[0]} images"
-        )
 
 
 def _fast_keypoints(

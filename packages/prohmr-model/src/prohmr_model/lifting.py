@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from hmr_backbone import FCResNet
-from pose_flows import SkeletonFlowHead
+from pose_flows import FlowConfig, SkeletonFlowHead
 
 from .config import LiftingModelConfig
 
@@ -94,15 +94,16 @@ def build_lifting_model(config: LiftingModelConfig | None = None) -> ProSkeleton
         out_features=config.hidden_features,
         num_blocks=config.num_res_blocks,
     )
-    head = SkeletonFlowHead(
+    flow = FlowConfig(
+        features=3 * 16,
         context_features=config.hidden_features,
-        num_joints=16,
         hidden_features=config.flow_hidden_features,
         num_layers=config.flow_num_layers,
         num_blocks_per_layer=config.flow_num_blocks,
         dropout_probability=config.flow_dropout,
         use_batch_norm=config.flow_batch_norm,
     )
+    head = SkeletonFlowHead(flow)
     return ProSkeleton(backbone=backbone, head=head)
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 import pose_geometry as pg
 from hmr_backbone import ResNet, load_backbone_weights
 from pose_body import BodyModel
-from pose_flows import SMPLFlowHead
+from pose_flows import FlowConfig, SMPLFlowHead
 
 from .config import ModelConfig
 from .precision import autocast, resolve_precision
@@ -267,17 +267,21 @@ def build_prohmr(
             backbone, config.backbone_weights, prefix=config.backbone_weights_prefix
         )
     context = backbone.num_features
-    head = SMPLFlowHead(
+    flow = FlowConfig(
+        features=144,
         context_features=context,
         hidden_features=config.flow_hidden_features,
         num_layers=config.flow_num_layers,
         num_blocks_per_layer=config.flow_num_blocks,
-        fc_hidden_features=config.fc_hidden_features,
-        mean_betas=None if mean_betas is None else torch.tensor(np.array(mean_betas)).float(),
-        mean_camera=None if mean_camera is None else torch.tensor(np.array(mean_camera)).float(),
         coupling=config.flow_coupling,
         dropout_probability=config.flow_dropout,
         use_batch_norm=config.flow_batch_norm,
+    )
+    head = SMPLFlowHead(
+        flow,
+        fc_hidden_features=config.fc_hidden_features,
+        mean_betas=None if mean_betas is None else torch.tensor(np.array(mean_betas)).float(),
+        mean_camera=None if mean_camera is None else torch.tensor(np.array(mean_camera)).float(),
     )
     return ProHMR(
         backbone=backbone, head=head, body_model=body_model, focal_length=config.focal_length
