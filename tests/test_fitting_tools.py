@@ -321,7 +321,7 @@ def test_visualize_latent_grid(checkpoint: Path, tmp_path: Path) -> None:
         assert all((cells[r, :, c] < 200).any() for r in range(3) for c in range(3))  # a body
 
 
-def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) -> None:
+def test_bench_fitting_runs_every_path(checkpoint: Path, tmp_path: Path) -> None:
     tool = load_tool("bench_fitting")
     out = tmp_path / "bench.json"
     code = tool.main(
@@ -332,18 +332,18 @@ def test_bench_fitting_runs_both_body_paths(checkpoint: Path, tmp_path: Path) ->
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert {row["body_path"] for row in report["fits"]} == {"fast", "full", "stand-in"}
+    assert {row["path"] for row in report["fits"]} == {tool.FULL, tool.PLAIN, tool.STAND_IN}
     assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
     assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])
     assert set(report["evaluation_ms"]) == {"2"} and len(report["evaluation_ms"]["2"]) == 3
     # the bound is the stand-in body's per-evaluation speed-up over the full path
-    stand_in = next(row for row in report["fits"] if row["body_path"] == "stand-in")
+    stand_in = next(row for row in report["fits"] if row["path"] == tool.STAND_IN)
     assert report["bound_per_evaluation"]["2"] == stand_in["ratio_per_evaluation_vs_full"] > 0
     assert report["compiled"] is False and report["compile_warmup_seconds"] == {}
 
 
 @NEEDS_COMPILER
-def test_bench_fitting_compiles_every_path_before_timing(checkpoint: Path, tmp_path: Path) -> None:
+def test_bench_fitting_compiles_its_path_before_timing(checkpoint: Path, tmp_path: Path) -> None:
     tool = load_tool("bench_fitting")
     out = tmp_path / "bench.json"
     code = tool.main(
@@ -357,4 +357,5 @@ def test_bench_fitting_compiles_every_path_before_timing(checkpoint: Path, tmp_p
     report = json.loads(out.read_text())
     assert report["compiled"] is True
     assert report["compile_warmup_seconds"]["2"] > 0
+    assert tool.COMPILED in {row["path"] for row in report["fits"]}
     assert all(row["evaluations"] > 0 for row in report["fits"])

@@ -1,19 +1,23 @@
-"""Benchmark: best-of-4096 evaluation of one image, fast path vs a straightforward path.
+"""Benchmark: best-of-4096 evaluation of one image, by path, in one process.
 
-Both paths run the published model sizes (ResNet-50 backbone, flow D 144 / 4 layers / hidden 1024,
-context 2048) with the same weights and the same latents z, in one process:
+Every path runs the published model sizes (ResNet-50 backbone, flow D 144 / 4 layers / hidden
+1024, context 2048) with the same weights and the same latents z:
 
-- fast: backbone -> pose-flows sampling in eval mode (context contribution computed once per
-  image, cached LU inverses) -> pose-body's joints-only skinning -> batched PA-MPJPE
-  (pose-metrics);
 - straightforward: backbone -> a plain nflows composition (context repeated for every sample,
-  LU solves each call; built by tools/bench_flows.py) -> the full smplx forward (all 6890
-  vertices, then the joint regressors) -> the same batched PA-MPJPE.
+  LU solves at each call; built by tools/bench_flows.py) -> the full smplx-style forward (all
+  6890 vertices, then the joint regressors) -> batched PA-MPJPE; the stand-in for the
+  original code, which is not available here;
+- plain fp32 eager: this project's model (context term once per image, LU inverses cached in
+  eval mode, pose-body's joints-only skinning), float32, contiguous backbone layout;
+- default: what ``tools/eval_regression.py`` runs with no option (the layout ``build_prohmr``
+  gives the backbone);
+- compiled (``--compile``): the default with ``torch.compile(model.decode)`` at the call site;
+- bf16: ``precision=bf16`` (backbone and coupling networks under bf16 autocast), only where the
+  device has native bf16 (``--bf16-emulated`` times it anyway).
 
-The 44 keypoints of the two paths are compared. The body model is pose-body's procedural model
-(6890 vertices, SMPL's layout), so the cost equals the real SMPL's. The two paths run in
-alternating rounds; the speed-up printed is the median over rounds of the per-round ratio (the
-machine's speed drifts when it is shared), the times are each path's fastest round.
+The 44 keypoints and the min PA-MPJPE of each path are compared with the straightforward one.
+The body model is pose-body's procedural model (6890 vertices, SMPL's layout), so the cost
+equals the real SMPL's. The paths run in rotating rounds (pipeline.bench.timed_paths).
 
     python tools/bench_eval.py [--samples 4096] [--repeats 5] [--threads 2] [--device cpu]
 """
@@ -21,13 +25,12 @@ machine's speed drifts when it is shared), the times are each path's fastest rou
 from __future__ import annotations
 
 import argparse
-import platform
+import copy
 import sys
-import time
-from collections.abc import Callable
 
 import torch
-from bench_flows import baseline_sample, build_baseline, timed_pair
+from bench_flows import baseline_sample, build_baseline
+from pipeline.bench import bf16_path, machine_line, print_table, timed_paths
 from pipeline.config import ModelConfig
 
 import pose_geometry as pg
@@ -37,21 +40,6 @@ from pose_flows.testing import perturb_parameters
 from prohmr_model.model import build_prohmr
 
 
-def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> tuple[float, object]:
-    fn()  # warm-up
-    best = float("inf")
-    result = None
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=4096)
@@ -59,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk", type=int, default=1024, help="samples per body-model call")
+    parser.add_argument("--compile", action="store_true", help="add the compiled path")
+    parser.add_argument("--bf16-emulated", action="store_true", help="time bf16 without native")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -77,18 +67,25 @@ def main(argv: list[str] | None = None) -> int:
     baseline.eval()
     model.to(device)
     baseline.to(device)
+    plain = copy.deepcopy(model)
+    plain.backbone.to(memory_format=torch.contiguous_format)
     image = torch.randn(1, 3, 224, 224, device=device)
     z = torch.randn(1, args.samples, 144, device=device)
     z[:, 0] = 0  # sample 0 = the mode
     target = 0.3 * torch.randn(1, 44, 3, device=device)
     joints = list(pg.LSP14_IDX_44)
 
-    @torch.no_grad()
-    def fast() -> tuple[torch.Tensor, torch.Tensor]:
-        features = model.features(image)
-        keypoints = model.decode(features, num_samples=args.samples, z=z).keypoints_3d
-        result = pm.best_of_n(keypoints, target, root_idx=pg.PELVIS_IDX_44, joint_idx=joints)
-        return keypoints, result.min_pa_mpjpe
+    def ours(net, decode=None):
+        decode = decode or net.decode
+
+        @torch.no_grad()
+        def run() -> tuple[torch.Tensor, torch.Tensor]:
+            features = net.features(image)
+            keypoints = decode(features, num_samples=args.samples, z=z).keypoints_3d
+            result = pm.best_of_n(keypoints, target, root_idx=pg.PELVIS_IDX_44, joint_idx=joints)
+            return keypoints, result.min_pa_mpjpe
+
+        return run
 
     @torch.no_grad()
     def straightforward() -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,28 +106,31 @@ def main(argv: list[str] | None = None) -> int:
         result = pm.best_of_n(keypoints, target, root_idx=pg.PELVIS_IDX_44, joint_idx=joints)
         return keypoints, result.min_pa_mpjpe
 
-    k_plain, e_plain = straightforward()
-    k_fast, e_fast = fast()
-    if device.type == "cuda":
-        t_plain, (k_plain, e_plain) = timed(straightforward, args.repeats, device)
-        t_fast, (k_fast, e_fast) = timed(fast, args.repeats, device)
-        ratio = t_plain / t_fast
-    else:
-        t_plain, t_fast, ratio = timed_pair(straightforward, fast, args.repeats)
-        t_plain, t_fast = t_plain / 1e3, t_fast / 1e3
-    difference = float((k_fast - k_plain).abs().max())
-    print(
-        f"# best-of-{args.samples}, one image; {platform.processor() or platform.machine()}, "
-        f"{args.threads} threads, device {device}, torch {torch.__version__}"
-    )
-    print("| path | ms | speed-up |")
+    paths = [
+        ("straightforward (nflows, full body forward)", straightforward),
+        ("plain fp32 eager", ours(plain)),
+        ("default", ours(model)),
+    ]
+    if args.compile:
+        paths.append(
+            ("compiled (torch.compile of decode)", ours(model, torch.compile(model.decode)))
+        )
+    run_bf16, bf16_line = bf16_path(device, args.bf16_emulated)
+    if run_bf16:
+        low = copy.deepcopy(model)
+        low.set_precision("bf16", allow_emulated=True)
+        paths.append(("bf16", ours(low)))
+    header = f"# best-of-{args.samples}, one image; {machine_line(device)}"
+    timings = timed_paths(paths, args.repeats, device=device)
+    print_table(header, timings)
+    reference_keypoints, _ = straightforward()
+    print("\n| path | max abs keypoint difference (m) | min PA-MPJPE (mm) |")
     print("|---|---:|---:|")
-    print(f"| straightforward (plain nflows, full smplx forward) | {t_plain * 1e3:.0f} | 1.00x |")
-    print(f"| fast (pose-flows, joints-only) | {t_fast * 1e3:.0f} | {ratio:.2f}x |")
-    print(
-        f"max |keypoints fast - straightforward| = {difference:.2e} m; "
-        f"min PA-MPJPE {float(e_fast):.2f} vs {float(e_plain):.2f} mm"
-    )
+    for name, fn in paths:
+        keypoints, error = fn()
+        difference = float((keypoints - reference_keypoints).abs().max())
+        print(f"| {name} | {difference:.2e} | {float(error):.2f} |")
+    print(bf16_line)
     return 0
 
 

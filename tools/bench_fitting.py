@@ -5,40 +5,40 @@
         --threads 2
 
 Fits B held-out images (the registry's ``--dataset``, cycled when it has fewer than B) with the
-decoder of the checkpoint's flow, 30 outer L-BFGS iterations (early stopping off, so both runs
-do the same outer iterations; each iteration runs up to 20 inner iterations with a strong-Wolfe
-line search), once with the body model's joints-only path (`BodyModel.keypoints_only`, what
-the fitting tools use) and once with the full forward (all vertices, then the keypoint
-regressors, as the original evaluates SMPL at every step), in the same process, and once more
-with a stand-in body model of three tensor operations. The paths run in alternating rounds
-(``--repeats``, default 5); printed are the fastest round's time per image, objective
-evaluations and time per evaluation of each path, and the median over rounds of the per-round
-full / fast ratios (the machine's load drifts; a ratio taken within a round is what compares,
-and a fit of one image takes under a second, so a burst of load on a shared CPU can slow one
-round's fast fit by 2x: five rounds keep such a round from setting the median).
-The stand-in's evaluations cost what every path shares (decoder, loss terms, autograd, L-BFGS
-bookkeeping) and almost nothing more, so full / stand-in per evaluation bounds the speed-up
-per evaluation that any body model could give at that batch size. Last, per batch size, the
-cost of one evaluation (forward + backward) split into decoder and body models. Timings are
-wall-clock on the CPU threads given by ``--threads`` (or the device chosen). The per-item
-L-BFGS evaluates the objective for the whole batch whenever any item needs a value, so a batch
-runs more objective evaluations than a single image; the table counts the batched calls.
+decoder of the checkpoint's flow, 30 outer L-BFGS iterations (early stopping off, so every path
+does the same outer iterations; each runs up to 20 inner iterations with a strong-Wolfe line
+search), by path, in one process:
+
+- full body forward: every objective evaluation runs the body model's full forward (all
+  vertices, then the keypoint regressors), as the original evaluates SMPL; the reference;
+- plain fp32 eager = default: the joints-only body path (`BodyModel.keypoints_only`, what the
+  fitting tools use), float32, no compilation (the programs' default);
+- stand-in: a body model of three tensor operations; its evaluations cost what every path
+  shares (decoder, loss terms, autograd, L-BFGS) and almost nothing more, so full / stand-in
+  per evaluation bounds the speed-up per evaluation any body model could give;
+- compiled (``--compile``): the default with `KeypointFittingOptions(compile=True)` (the
+  objective's value and gradient through ``torch.compile``), compiled per batch size before the
+  timed rounds (compile time printed);
+- bf16: the flow's coupling networks in bf16 (``precision=bf16``), only where the device has
+  native bf16 (``--bf16-emulated`` times it anyway).
+
+The paths run in alternating rounds (``--repeats``, default 5); printed are the fastest round's
+time per image, objective evaluations and time per evaluation of each path, and the median over
+rounds of the per-round ratios against the full path (a fit of one image takes under a second,
+so a burst of load on a shared CPU can slow one round by 2x: five rounds keep such a round from
+setting the median). Last, per batch size, the cost of one evaluation (forward + backward) split
+into decoder and body models. The per-item L-BFGS evaluates the objective for the whole batch
+whenever any item needs a value; the table counts the batched calls.
 
 On a CPU shared with other jobs, ``--threads 2`` can be an order of magnitude slower than
 ``--threads 1`` for these small tensors (OpenMP threads wait for each other at every operation);
 compare timings taken with the same thread count on an otherwise idle machine.
-
-``--compile`` runs every path's objective (value and gradient) through ``torch.compile``
-(`KeypointFittingOptions.compile`): the same comparison with the per-operation overheads of the
-objective compiled away. Graph breaks are allowed (smplx's kinematic chain in the full path calls
-``.item()``; torch compiles the pieces around it). Each batch size is compiled before its timed
-rounds (one-iteration warm-up fits, their time printed); the compiled code is reused by every
-later fit in the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -47,6 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from pipeline.bench import bf16_path, machine_line
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -57,7 +58,11 @@ from prohmr_model import to_device
 from prohmr_model.fitting import body_keypoints, flow_decoder, freeze, regress
 
 FULL_BODY = "body, full path (vertices)"
+FULL = "full body forward (as the original)"
+PLAIN = "plain fp32 eager = default"
 STAND_IN = "stand-in"
+COMPILED = "compiled (--compile)"
+BF16 = "bf16"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -79,9 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--compile",
         action="store_true",
-        help="every path's objective (value and gradient) runs through torch.compile; "
-        "compiled before the timed rounds, compile time printed",
+        help="add the compiled path (the objective's value and gradient through "
+        "torch.compile); compiled before the timed rounds, compile time printed",
     )
+    parser.add_argument("--bf16-emulated", action="store_true", help="time bf16 without native")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     return parser.parse_args(argv)
 
@@ -103,63 +109,66 @@ def main(argv: list[str] | None = None) -> int:
         gradient_tolerance=None,
         stop_on_increase=False,
     )
-    options = KeypointFittingOptions(stopping=stopping, compile=args.compile)
-    paths = ("full", "fast", STAND_IN)
+    eager = KeypointFittingOptions(stopping=stopping)
+    # name -> (body path, options, model); the ratios are against the first (FULL)
+    paths = {
+        FULL: ("full", eager, model),
+        PLAIN: ("fast", eager, model),
+        STAND_IN: (STAND_IN, eager, model),
+    }
+    if args.compile:
+        paths[COMPILED] = ("fast", replace(eager, compile=True), model)
+    run_bf16, bf16_line = bf16_path(device, args.bf16_emulated)
+    if run_bf16:
+        low = copy.deepcopy(model)
+        low.set_precision("bf16", allow_emulated=True)
+        paths[BF16] = ("fast", eager, low)
     rows, results, bounds = [], [], {}
-    # warm-up (allocator, LU caches, first-call overheads); eager: compiled code is made per
-    # batch size below, and a batch size used only here would take a slot of torch's
-    # per-function limit on compiled variants
-    eager = replace(options, compile=False)
-    for path in paths:
-        _fit(model, _batch(dataset, 2, device), path, eager, args.focal_px, iterations=1)
+    # warm-up (allocator, LU caches, first-call overheads), eagerly
+    for body_path, _, net in paths.values():
+        _fit(net, _batch(dataset, 2, device), body_path, eager, args.focal_px, iterations=1)
     warmup_seconds = {}
     for size in args.batch_sizes:
         batch = _batch(dataset, size, device)
         if args.compile:  # compiled per batch size: compile before the timed rounds
             tic = time.perf_counter()
-            for path in paths:
-                _fit(model, batch, path, options, args.focal_px, iterations=1)
+            body_path, options, net = paths[COMPILED]
+            _fit(net, batch, body_path, options, args.focal_px, iterations=1)
             warmup_seconds[size] = time.perf_counter() - tic
         # Rounds alternate the order of the paths; the CPU may be shared, so the ratios
         # reported are medians over rounds of ratios taken within a round.
-        runs: dict[str, list[tuple[float, int]]] = {p: [] for p in paths}
+        names = list(paths)
+        runs: dict[str, list[tuple[float, int]]] = {name: [] for name in names}
         for r in range(args.repeats):
-            for path in paths if r % 2 == 0 else paths[::-1]:
-                runs[path].append(_fit(model, batch, path, options, args.focal_px))
+            for name in names if r % 2 == 0 else names[::-1]:
+                body_path, options, net = paths[name]
+                runs[name].append(_fit(net, batch, body_path, options, args.focal_px))
 
-        measured = {p: min(runs[p]) for p in paths}
-        for path in paths:
-            seconds, evaluations = measured[path]
+        for name in names:
+            seconds, evaluations = min(runs[name])
             row = {
                 "batch": size,
-                "body_path": path,
+                "path": name,
                 "seconds_total": seconds,
                 "seconds_per_image": seconds / size,
                 "evaluations": evaluations,
                 "ms_per_evaluation": 1000 * seconds / evaluations,
                 "ratio_per_image_vs_full": _median_ratio(
-                    runs["full"], runs[path], per_evaluation=False
+                    runs[FULL], runs[name], per_evaluation=False
                 ),
                 "ratio_per_evaluation_vs_full": _median_ratio(
-                    runs["full"], runs[path], per_evaluation=True
+                    runs[FULL], runs[name], per_evaluation=True
                 ),
-                "rounds_seconds": [run[0] for run in runs[path]],
+                "rounds_seconds": [run[0] for run in runs[name]],
             }
             results.append(row)
-            if path == STAND_IN:
+            if name == STAND_IN:
                 bounds[size] = row["ratio_per_evaluation_vs_full"]
-                continue
             rows.append(
-                f"| {size} | {path} | {seconds / size:.3f} | {evaluations} | "
+                f"| {size} | {name} | {seconds / size:.3f} | {evaluations} | "
                 f"{row['ms_per_evaluation']:.2f} | {row['ratio_per_image_vs_full']:.2f}x | "
                 f"{row['ratio_per_evaluation_vs_full']:.2f}x |"
             )
-        stand_in = next(r for r in results if r["batch"] == size and r["body_path"] == STAND_IN)
-        rows.append(
-            f"| {size} | {STAND_IN} | {stand_in['seconds_per_image']:.3f} | "
-            f"{stand_in['evaluations']} | {stand_in['ms_per_evaluation']:.2f} | | "
-            f"({bounds[size]:.2f}x: the bound) |"
-        )
     components = {
         size: _component_costs(model, _batch(dataset, size, device), repeats=args.component_repeats)
         for size in args.batch_sizes
@@ -169,22 +178,19 @@ def main(argv: list[str] | None = None) -> int:
         f"context {model.backbone.num_features}"
     )
     print(
-        f"ProHMR keypoint fitting, {args.iterations} outer L-BFGS iterations (no early stop), "
-        f"{torch.get_num_threads()} CPU threads, device {device}; {flow_size}; body model "
-        f"{config.body.model_path} ({model.body_model.num_vertices} vertices); "
-        + ("objective compiled (torch.compile)" if args.compile else "eager")
+        f"ProHMR keypoint fitting, {args.iterations} outer L-BFGS iterations (no early stop); "
+        f"{machine_line(device)}; {flow_size}; body model {config.body.model_path} "
+        f"({model.body_model.num_vertices} vertices)"
     )
     for size, seconds in warmup_seconds.items():
-        print(
-            f"batch {size}: compile + one-iteration warm-up fits of the three paths {seconds:.1f} s"
-        )
+        print(f"batch {size}: compile + one-iteration warm-up fit {seconds:.1f} s")
     print(
-        "| batch | body path | s / image | objective evaluations (batched) | ms / evaluation | "
+        "| batch | path | s / image | objective evaluations (batched) | ms / evaluation | "
         "speed-up / image vs full (median of rounds) | speed-up / evaluation vs full (median) |"
     )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
-    print()
+    print(bf16_line)
     print(
         f"{STAND_IN}: the same fitting with a body model of three tensor operations (rest "
         "keypoints moved by 1 cm times rotation entries): what every path shares per evaluation "
@@ -204,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluation_ms": {str(size): parts for size, parts in components.items()},
             "bound_per_evaluation": {str(size): value for size, value in bounds.items()},
             "compiled": args.compile,
+            "bf16": run_bf16,
             "compile_warmup_seconds": {str(size): v for size, v in warmup_seconds.items()},
         }
         args.json.write_text(json.dumps(report, indent=2, default=float))

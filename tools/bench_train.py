@@ -6,18 +6,24 @@ sizes: ResNet-50 at 224 px, flow D 144 / 4 layers / hidden 1024 / 2 blocks, FC h
 body model is pose-body's procedural model (SMPL's 6890-vertex layout; keypoints through the
 joints-only path, as training uses). Inputs are random tensors shaped like a real batch.
 
-Each configuration runs in a fresh subprocess so its peak memory is its own: peak RSS on CPU
-(``ru_maxrss``), peak allocated memory on CUDA (AMP covers the backbone; flow and body in fp32).
+The paths, each in a fresh subprocess so its peak memory is its own (peak RSS on CPU,
+``ru_maxrss``; peak allocated memory on CUDA):
+
+- plain fp32 eager: float32, the backbone in the contiguous (NCHW) layout;
+- default: what ``tools/train_prohmr.py`` runs with no option (float32, the layout
+  ``build_prohmr`` gives the backbone);
+- bf16: ``train.precision=bf16`` (backbone under bf16 autocast; flow, body and losses float32),
+  only where the device has native bf16 (``--bf16-emulated`` times it anyway);
+- fp16 (CUDA only): ``train.precision=fp16`` with the gradient scaler.
 
     python tools/bench_train.py                       # CPU, batch 32, 2 threads
-    python tools/bench_train.py --device cuda --batch 64 --amp
+    python tools/bench_train.py --device cuda --batch 64
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -26,7 +32,9 @@ import time
 import torch
 
 
-def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int) -> dict:
+def one_config(
+    batch: int, device_name: str, precision: str, contiguous: bool, steps: int, threads: int
+) -> dict:
     from pipeline.config import ProHMRConfig
     from pipeline.prohmr_training import generator_step_losses
 
@@ -46,13 +54,17 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
         mean_betas=torch.zeros(10).numpy(),
         mean_camera=torch.tensor([0.9, 0.0, 0.0]).numpy(),
     ).to(device)
+    if contiguous:
+        model.backbone.to(memory_format=torch.contiguous_format)
+    channels_last = model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    model.set_precision(precision, allow_emulated=True)
     model.initialized.fill_(True)
     # Trained-looking flow weights, ActNorm layers marked initialised (sampling refuses others).
     perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
     discriminator = pl.PoseDiscriminator().to(device)
     opt_gen = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
     opt_disc = torch.optim.AdamW(discriminator.parameters(), lr=1e-4, weight_decay=1e-4)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     generator = torch.Generator(device=device).manual_seed(0)
 
     def batch_tensors() -> dict:
@@ -84,7 +96,7 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
         model.train()
         combined, output = generator_step_losses(
             model, discriminator, data, config=config, num_samples=2, train=True,
-            generator=generator, autocast=amp,
+            generator=generator,
         )  # fmt: skip
         opt_gen.zero_grad(set_to_none=True)
         scaler.scale(combined.total).backward()
@@ -120,7 +132,8 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
     return {
         "batch": batch,
         "device": device_name,
-        "amp": amp,
+        "precision": precision,
+        "channels_last": channels_last,
         "seconds_per_step_best": min(times),
         "seconds_per_step_mean": sum(times) / len(times),
         "peak_memory_gib": peak,
@@ -129,43 +142,55 @@ def one_config(batch: int, device_name: str, amp: bool, steps: int, threads: int
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline.bench import bf16_path, machine_line
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bf16-emulated", action="store_true", help="time bf16 without native")
+    parser.add_argument(
+        "--child", nargs=2, metavar=("PRECISION", "CONTIGUOUS"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(one_config(args.batch, args.device, args.amp, args.steps, args.threads)))
+        precision, contiguous = args.child[0], args.child[1] == "1"
+        row = one_config(args.batch, args.device, precision, contiguous, args.steps, args.threads)
+        print(json.dumps(row))
         return 0
-    configs = [(args.batch, args.amp)]
-    if args.device.startswith("cuda") and args.amp:
-        configs.append((args.batch, False))  # the fp32 reference for the AMP ratio
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    run_bf16, bf16_line = bf16_path(device, args.bf16_emulated)
+    paths = [("plain fp32 eager", "fp32", True), ("default", "fp32", False)]
+    if run_bf16:
+        paths.append(("bf16", "bf16", False))
+    if device.type == "cuda":
+        paths.append(("fp16", "fp16", False))
+    print(f"# ProHMR training step, published sizes, batch {args.batch}; {machine_line(device)}")
     rows = []
-    for batch, amp in configs:
+    for name, precision, contiguous in paths:
         command = [
-            sys.executable, __file__, "--child", "--batch", str(batch), "--device", args.device,
-            "--steps", str(args.steps), "--threads", str(args.threads),
-        ] + (["--amp"] if amp else [])  # fmt: skip
+            sys.executable, __file__, "--child", precision, "1" if contiguous else "0",
+            "--batch", str(args.batch), "--device", args.device, "--steps", str(args.steps),
+            "--threads", str(args.threads),
+        ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        rows.append(json.loads(output.strip().splitlines()[-1]))
+        rows.append((name, json.loads(output.strip().splitlines()[-1])))
+    reference = rows[0][1]["seconds_per_step_best"]
     print(
-        f"# ProHMR training step, published sizes; {platform.machine()}, "
-        f"{args.threads} threads, torch {torch.__version__}"
+        "| path | precision | channels-last | s/step (best) | s/step (mean) | speed-up vs "
+        "plain (best) | peak memory (GiB) |"
     )
-    print("| batch | device | AMP | s/step (best) | s/step (mean) | peak memory (GiB) |")
-    print("|---:|---|---|---:|---:|---:|")
-    for row in rows:
+    print("|---|---|---|---:|---:|---:|---:|")
+    for name, row in rows:
         print(
-            f"| {row['batch']} | {row['device']} | {row['amp']} | "
+            f"| {name} | {row['precision']} | {row['channels_last']} | "
             f"{row['seconds_per_step_best']:.2f} | {row['seconds_per_step_mean']:.2f} | "
+            f"{reference / row['seconds_per_step_best']:.2f}x | "
             f"{row['peak_memory_gib']:.2f} ({row['memory_kind']}) |"
         )
-    if len(rows) == 2:
-        ratio = rows[1]["seconds_per_step_best"] / rows[0]["seconds_per_step_best"]
-        print(f"AMP speed-up: {ratio:.2f}x")
+    print(bf16_line)
     return 0
 
 

@@ -72,3 +72,23 @@ def test_channels_last_backbone_gives_the_same_features():
         model.backbone.to(memory_format=torch.channels_last)
         assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(model.features(images), reference, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_runs_the_coupling_networks_in_bf16_in_eval_mode_only(no_native_bf16):
+    model = tiny_model()
+    conditioner = model.flow.flow.conditioners[0]
+    seen = []
+    conditioner.final_layer.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    features = torch.randn(2, model.backbone.num_features)
+    model.set_precision("bf16", allow_emulated=True)
+    with torch.no_grad():
+        output = model.decode(features, num_samples=2)
+    assert seen[-1] == torch.bfloat16 and output.pose_6d.dtype == torch.float32
+    model.train()
+    model.decode(features, num_samples=2)
+    assert seen[-1] == torch.float32
+    model.eval()
+    model.set_precision("fp32")
+    with torch.no_grad():
+        model.decode(features, num_samples=2)
+    assert seen[-1] == torch.float32

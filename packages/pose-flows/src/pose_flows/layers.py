@@ -267,7 +267,14 @@ class ResidualConditioner(nn.Module):
         num_blocks: residual blocks (ProHMR: 2).
         dropout_probability: dropout inside each block (ProHMR: 0.5).
         use_batch_norm: batch norm inside each block (ProHMR: True).
+
+    Attributes:
+        inference_dtype: None (default: the input's dtype), or a dtype (torch.bfloat16) that
+            the network computes in under autocast in eval mode; its output comes back in the
+            input's dtype. Training always computes in the input's dtype.
     """
+
+    inference_dtype: torch.dtype | None = None
 
     def __init__(
         self,
@@ -314,6 +321,12 @@ class ResidualConditioner(nn.Module):
 
     def forward(self, inputs: Tensor, context: ContextLike) -> Tensor:
         """(M, in) and context (M, C) or SharedContext -> (M, out)."""
+        if self.inference_dtype is None or self.training:
+            return self._network(inputs, context)
+        with torch.autocast(inputs.device.type, dtype=self.inference_dtype):
+            return self._network(inputs, context).to(inputs.dtype)
+
+    def _network(self, inputs: Tensor, context: ContextLike) -> Tensor:
         hidden = self.input_layer(inputs, context)
         for block in self.blocks:
             hidden = block(hidden)

@@ -28,7 +28,7 @@ from pose_body import BodyModel
 from pose_flows import FlowConfig, SMPLFlowHead
 
 from .config import ModelConfig
-from .precision import autocast, resolve_precision
+from .precision import autocast, autocast_dtype, resolve_precision
 
 __all__ = ["VIRTUAL_CROP_PX", "ProHMR", "ProHMROutput", "build_prohmr", "project_normalized"]
 
@@ -93,6 +93,8 @@ class ProHMR(nn.Module):
         precision in use. Move the model to its device first."""
         device = next(self.parameters()).device
         self.precision = resolve_precision(precision, device, allow_emulated=allow_emulated)
+        for conditioner in self.flow.flow.conditioners:
+            conditioner.inference_dtype = autocast_dtype(self.precision)
         return self.precision
 
     def _apply(self, fn, recurse=True):
