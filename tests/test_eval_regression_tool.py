@@ -40,3 +40,20 @@ def test_the_tool_gives_the_reports_figures(run: Path, tmp_path: Path) -> None:
         assert ours[name] == pytest.approx(value, rel=1e-6), name
     assert {"kmeans2_mpjpe", "gauss10cm_best16_mpjpe", "trainset_best16_mpjpe"} <= set(ours)
     assert (out / "SYNTH-VAL_error_vs_n.png").stat().st_size > 0
+
+
+def test_the_precision_report_compares_fp32_with_bf16(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "precision"
+    argv = ["--checkpoint", str(run / "checkpoints" / "last.pt"), "--device", "cpu"]
+    argv += ["--limit", "4", "--num-samples", "4", "--train-steps", "2", "--batch-size", "2"]
+    assert load_tool("precision_report").main([*argv, "--out", str(out)]) == 0
+    report = json.loads((out / "precision_report.json").read_text())
+    summary = report["SYNTH-VAL"]["summary"]
+    assert set(summary) == {"fp32", "bf16"} and set(summary["fp32"]) == set(summary["bf16"])
+    assert {"mode_pa_mpjpe", "best4_pa_mpjpe"} <= set(summary["fp32"])
+    # bf16 keeps 8 significant bits: close to fp32, but not the same computation
+    for key, value in summary["fp32"].items():
+        assert summary["bf16"][key] == pytest.approx(value, rel=0.2, abs=5.0), key
+    assert report["SYNTH-VAL"]["log_prob_max_abs_difference"] is not None
+    assert [len(report["training"][p]) for p in ("fp32", "bf16")] == [2, 2]
+    assert (out / "precision_report.md").read_text().startswith("# fp32 against bf16")

@@ -47,7 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from pipeline.bench import bf16_path, machine_line
+from pipeline.bench import bf16_path, machine_line, published_size_checkpoint
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -67,7 +67,15 @@ BF16 = "bf16"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path)
+    source.add_argument(
+        "--published-size",
+        type=Path,
+        metavar="FILE",
+        help="write a published-size model (ResNet-50, flow hidden 1024; random trained-looking "
+        "weights, the synthetic world) to FILE and fit with it",
+    )
     parser.add_argument("--dataset", default="SYNTH-VAL", help="registry name")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--iterations", type=int, default=30, help="outer L-BFGS iterations")
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.published_size is not None:
+        args.checkpoint = published_size_checkpoint(args.published_size)
     model, config = load_prohmr_checkpoint(args.checkpoint, device=device, overrides=args.set)
     freeze(model)
     registry = config_registry(config)

@@ -20,7 +20,14 @@ import torch
 
 from prohmr_model.precision import native_bf16
 
-__all__ = ["Timing", "bf16_path", "machine_line", "print_table", "timed_paths"]
+__all__ = [
+    "Timing",
+    "bf16_path",
+    "machine_line",
+    "print_table",
+    "published_size_checkpoint",
+    "timed_paths",
+]
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,37 @@ def print_table(title: str, timings: Sequence[Timing], unit: str = "ms") -> None
     print("|---|---:|---:|")
     for timing in timings:
         print(f"| {timing.name} | {timing.best_s * scale:.1f} | {timing.ratio:.2f}x |")
+
+
+def published_size_checkpoint(path: str | os.PathLike[str], *, image_size: int = 224) -> str:
+    """Write a ProHMR checkpoint of the published sizes (ResNet-50, flow hidden 1024, 4 layers)
+    with random trained-looking weights, on the embedded synthetic world of the default run
+    (its datasets, the procedural body), and return its path: the model the benchmarks time,
+    as a file the evaluation programs read."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from pipeline.config import ModelConfig, ProHMRConfig, config_to_dict, load_config
+    from pose_body import BodyModel
+    from pose_flows.testing import perturb_parameters
+    from prohmr_model.checkpoint import save_checkpoint
+    from prohmr_model.model import build_prohmr
+
+    config_file = Path(__file__).resolve().parents[1] / "configs" / "synthetic_cpu.yaml"
+    config = load_config(ProHMRConfig, config_file)
+    config = replace(
+        config,
+        model=ModelConfig(),
+        data=replace(config.data, image_size=image_size),
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_prohmr(
+            config.model,
+            body_model=BodyModel.procedural(),
+            mean_camera=torch.tensor([0.9, 0.0, 0.0]).numpy(),
+        )
+    perturb_parameters(model.flow.flow, generator=torch.Generator().manual_seed(0))
+    model.initialized.fill_(True)
+    state = {"step": 0, "model": model.state_dict(), "config": config_to_dict(config)}
+    return str(save_checkpoint(path, state))
