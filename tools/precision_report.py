@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     args = parser.parse_args(argv)
-    check_output_args(parser, args)
+    check_output_args(parser, dirs={"--out": args.out})
     return args
 
 
