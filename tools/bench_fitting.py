@@ -47,7 +47,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from pipeline.bench import bf16_path, machine_line, published_size_checkpoint
+from pipeline.bench import bf16_path, machine_line, published_size_checkpoint, synchronize
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -264,7 +264,7 @@ def _fit(
         if path == STAND_IN
         else body_keypoints(model.body_model, path=path)  # type: ignore[arg-type]
     )
-    _synchronize(batch["img"].device)
+    synchronize(batch["img"].device)
     tic = time.perf_counter()
     result = fit_keypoints(
         decoder=decoder,
@@ -277,7 +277,7 @@ def _fit(
         image_size_px=batch["img_size"].float(),
         options=options,
     )
-    _synchronize(batch["img"].device)
+    synchronize(batch["img"].device)
     seconds = time.perf_counter() - tic
     return seconds, result.report.objective_calls
 
@@ -327,11 +327,11 @@ def _component_costs(model, batch: dict, repeats: int = 20) -> dict[str, float]:
 
     def timed(fn) -> float:
         fn()
-        _synchronize(device)
+        synchronize(device)
         tic = time.perf_counter()
         for _ in range(repeats):
             fn()
-        _synchronize(device)
+        synchronize(device)
         return 1000 * (time.perf_counter() - tic) / repeats
 
     def decode() -> None:
@@ -359,11 +359,6 @@ def _component_costs(model, batch: dict, repeats: int = 20) -> dict[str, float]:
         for name, fn in parts.items():
             times[name].append(timed(fn))
     return {name: min(values) for name, values in times.items()}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ __all__ = [
     "machine_line",
     "print_table",
     "published_size_checkpoint",
+    "synchronize",
     "timed_paths",
 ]
 
@@ -37,7 +38,8 @@ class Timing:
     ratio: float  # median over rounds of first path's time / this path's time
 
 
-def _synchronize(device: torch.device | None) -> None:
+def synchronize(device: torch.device | None) -> None:
+    """Wait for the device's queued work (CUDA); nothing elsewhere."""
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -57,10 +59,10 @@ def timed_paths(
     for round_index in range(repeats):
         shift = round_index % len(paths)
         for k in [*range(shift, len(paths)), *range(shift)]:
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             paths[k][1]()
-            _synchronize(device)
+            synchronize(device)
             times[k].append(time.perf_counter() - start)
     return [
         Timing(

@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from prohmr_model.precision import PRECISIONS
+
 __all__ = [
     "add_precision_argument",
     "at_least",
@@ -124,7 +126,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     ``prohmr_model.precision``)."""
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16", "fp16"),
+        choices=tuple(PRECISIONS),
         default="fp32",
         help="autocast precision of the backbone and the flow's coupling networks (bf16 only "
         "where the device has it natively, else fp32 with a warning; fp16 on CUDA only)",

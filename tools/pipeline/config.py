@@ -56,6 +56,7 @@ from prohmr_model.config import (
     finite_number,
     one_of,
 )
+from prohmr_model.precision import PRECISIONS
 
 __all__ = [
     "BodyConfig",
@@ -174,7 +175,7 @@ class TrainConfig(Checked):
         "num_train_samples": at_least(1),
         "num_val_samples": at_least(1),
         "smpl_param_noise": at_least(0),
-        "precision": one_of(("fp32", "bf16", "fp16")),
+        "precision": one_of(PRECISIONS),
         "log_steps": at_least(1),
         "val_steps": at_least(1),
         "image_log_steps": at_least(1),
