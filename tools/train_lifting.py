@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from pipeline.assets import read_cmu_clips
+from pipeline.assets import HELD_OUT_CLIPS, read_cmu_clips
 from pipeline.cli import check_output_dir
 from pipeline.config import LiftingConfig, apply_overrides
 from pipeline.lifting_training import train_lifting
@@ -57,7 +57,7 @@ def make_cmu_lifting_set(out: Path, seed: int = 0) -> LiftingDatasetFiles:
     clips = read_cmu_clips(step=4)  # assets/cmu_mocap, 120 -> 30 fps
     generator = torch.Generator().manual_seed(seed)
     return make_cmu_lifting_dataset(
-        clips, out, test_clips=["131_02", "backflip"], num_cameras=4, generator=generator
+        clips, out, test_clips=list(HELD_OUT_CLIPS), num_cameras=4, generator=generator
     )
 
 

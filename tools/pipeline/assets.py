@@ -17,10 +17,16 @@ ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 CMU_MOCAP_DIR = ASSETS_DIR / "cmu_mocap"
 DEMO_DIR = ASSETS_DIR / "demo"
 
+# The clips whose poses no training image or training lifting row uses: the held-out split of the
+# synthetic world and the test split of the default lifting set. A Charleston dance and a back
+# flip: motions unlike the training clips' (lambada, the two walks of subject 131).
+HELD_OUT_CLIPS = ("charleston1", "backflip")
+
 __all__ = [
     "ASSETS_DIR",
     "CMU_MOCAP_DIR",
     "DEMO_DIR",
+    "HELD_OUT_CLIPS",
     "asf_of",
     "cmu_clip_files",
     "read_cmu_clip",
