@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pipeline import assets as pipeline_assets
 from pipeline.assets import ASSETS_DIR, CMU_MOCAP_DIR, asf_of, cmu_clip_files, read_cmu_clips
-from pipeline.synthetic import _mocap_pool
+from pipeline.synthetic import _mocap_pools
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIPS = ["backflip.amc", "charleston1.amc", "lambada.amc", "131_01.bvh", "131_02.bvh"]
@@ -38,7 +38,7 @@ def test_every_asset_is_credited():
 def test_missing_or_empty_clip_folder_is_an_error_naming_it(tmp_path):
     rng = np.random.default_rng(0)
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere"))):
-        _mocap_pool(np.zeros((24, 3)), rng, tmp_path / "nowhere")
+        _mocap_pools(np.zeros((24, 3)), rng, tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"holds no \.amc or \.bvh file"):
         cmu_clip_files(tmp_path)
 
@@ -94,4 +94,4 @@ def test_the_default_lifting_set_is_built_from_the_assets(tmp_path):
 
     files = train_lifting.make_cmu_lifting_set(tmp_path)
     assert files.test_sequences == ("backflip", "charleston1")
-    assert (files.num_train, files.num_test) == (3684, 1496)  # 4 cameras, 30 fps
+    assert (files.num_train, files.num_test) == (4424, 756)  # 4 cameras, 30 fps

@@ -11,7 +11,7 @@ from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny run trained 2 steps, with its final report (best-of-4 and best-of-16)."""
+    """A tiny run trained 2 steps, with its final report (best-of-n up to 16, no fitting)."""
     world = tmp_path_factory.mktemp("world")
     out = tmp_path_factory.mktemp("run")
     overrides = tiny_prohmr_overrides(world, out, steps=2, hidden=16, num_train=16)
@@ -21,25 +21,30 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_tool_gives_the_reports_figures(run: Path, tmp_path: Path) -> None:
-    report = json.loads((run / "report.json").read_text())["results"]
+    report = json.loads((run / "report.json").read_text())
     out = tmp_path / "eval"
     argv = ["--checkpoint", str(run / "checkpoints" / "last.pt"), "--device", "cpu"]
-    # the report's sample count (its largest n) and seed and batch size (the defaults), plus
-    # k-means and the baselines, which draw from their own generator
-    argv += ["--ns", "1", "4", "16", "--kmeans", "2", "--baselines", "--out", str(out)]
+    # the report's protocol: its sample count (its largest n), seed and batch size (the
+    # defaults), k-means up to that count and the baselines (their own generator)
+    argv += ["--ns", "1", "4", "16", "--kmeans", "5", "10", "--baselines", "--out", str(out)]
     assert load_tool("eval_regression").main(argv) == 0
     tool = json.loads((out / "summary.json").read_text())["datasets"]
-    assert set(tool) == set(report) == {"SYNTH-VAL"}
-    ours, theirs = tool["SYNTH-VAL"]["summary"], report["SYNTH-VAL"]
-    assert set(theirs) == {
-        f"{name}_{metric}"
-        for name in ("mode", "best4", "best16", "mean_pose")
-        for metric in ("mpjpe", "pa_mpjpe")
-    }
+    assert set(tool) == set(report["results"]) == {"SYNTH-VAL"}
+    ours, theirs = tool["SYNTH-VAL"]["summary"], report["results"]["SYNTH-VAL"]
+    assert {"best16_mpjpe", "kmeans10_pa_mpjpe", "gauss20cm_best16_mpjpe"} <= set(theirs)
+    assert {"trainset_best4_pa_mpjpe", "mean_pose_mpjpe"} <= set(theirs)
+    assert set(ours) == set(theirs)
     for name, value in theirs.items():
         assert ours[name] == pytest.approx(value, rel=1e-6), name
-    assert {"kmeans2_mpjpe", "gauss10cm_best16_mpjpe", "trainset_best16_mpjpe"} <= set(ours)
     assert (out / "SYNTH-VAL_error_vs_n.png").stat().st_size > 0
+    assert (run / "SYNTH-VAL_error_vs_n.png").stat().st_size > 0
+    # the same claims, with verdicts computed from the same numbers
+    assert tool["SYNTH-VAL"]["claims"] == report["claims"][:8]
+    assert {claim["verdict"] for claim in report["claims"][:8]} <= {"holds", "fails"}
+    assert [claim["verdict"] for claim in report["claims"][8:]] == ["not measured"] * 4
+    markdown = (run / "report.md").read_text()
+    assert "## The seed's claims" in markdown and "SYNTH-VAL_error_vs_n.png" in markdown
+    assert "## The seed's claims" in (out / "summary.md").read_text()
 
 
 def test_the_precision_report_compares_fp32_with_bf16(run: Path, tmp_path: Path) -> None:

@@ -88,6 +88,28 @@ def test_world_files_follow_the_formats(world) -> None:
     assert info["clips"] == [
         "backflip.amc", "charleston1.amc", "lambada.amc", "131_01.bvh", "131_02.bvh"
     ]  # fmt: skip
+    # held out by clip, and measurably farther from the training poses than they are apart
+    assert info["held_out_clips"] == ["charleston1", "backflip"]
+    assert info["training_pose_pool"] > 4 * info["held_out_pose_pool"] > 0
+    assert info["held_out_to_nearest_train_mm"] > 1.5 * info["train_to_nearest_other_train_mm"]
+
+
+def test_held_out_poses_come_from_the_held_out_clips_only() -> None:
+    from pipeline.assets import read_cmu_clip
+    from pipeline.synthetic import _mocap_pools
+
+    rest = rest_joints(BodyModel.procedural())
+    train, held, names = _mocap_pools(rest, np.random.default_rng(0))
+    frames = {
+        name: len(read_cmu_clip(ROOT / "assets" / "cmu_mocap" / sub / name, step=4).positions)
+        for sub, name in (("asf_amc", "charleston1.amc"), ("asf_amc", "backflip.amc"))
+    }
+    # every frame of the held-out clips, and its mirror image
+    assert len(held) == 2 * sum(frames.values())
+    assert len(train) % 2 == 0 and len(names) == 5
+    # no held-out pose is a training pose
+    gaps = np.abs(held[:, None, 3:] - train[None, :, 3:]).max(axis=-1)
+    assert gaps.min() > 1e-3
 
 
 def test_projected_3d_keypoints_land_on_the_2d_keypoints(world) -> None:

@@ -15,10 +15,11 @@ training sets' poses), MPJPE, the mean 2D reprojection error in pixels and the t
 A final table is printed and written with the per-image values as JSON.
 
 Targets are the dataset's 2D keypoints (``orig_keypoints_2d``: ground truth in the synthetic
-world, or detections such as H36M-VAL-P2-OPENPOSE). The focal length of the full image is
-ProHMR's 5000 px unless ``--focal-px dataset`` takes each image's own focal length from the npz
-(the synthetic world stores it in ``focal``), so the camera model matches how the images were
-made.
+world, or detections such as H36M-VAL-P2-OPENPOSE). The focal length of the full image follows
+the dataset: by default (``--focal-px auto``) each image's own focal length from the npz's
+``focal`` array when it has one (the synthetic world does), so the camera model matches how the
+images were made, and ProHMR's 5000 px otherwise; ``--focal-px dataset`` requires the array,
+a number fixes the focal length for every image.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--focal-px",
         type=focal_option,
-        default="5000",
-        help="full-image focal length in pixels, or 'dataset' for the npz's per-image 'focal'",
+        default="auto",
+        help="full-image focal length in pixels; 'dataset': the npz's per-image 'focal' array; "
+        "'auto' (default): that array when the npz has one, else 5000",
     )
     parser.add_argument("--gmm", type=Path, default=None, help="SMPLify gmm_08.pkl (or .npz)")
     parser.add_argument("--no-smplify", action="store_true", help="skip the SMPLify baseline")
@@ -109,14 +111,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def focal_option(text: str) -> str:
-    """``--focal-px``: 'dataset' or a finite number > 0 (kept as text)."""
-    if text != "dataset":
+    """``--focal-px``: 'auto', 'dataset' or a finite number > 0 (kept as text)."""
+    if text not in ("auto", "dataset"):
         positive_float(text)
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    run(parse_args(argv))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The evaluation of ``args`` (``parse_args``); prints and writes the tables, returns the
+    report (also written as JSON) with its markdown under ``"markdown"``."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = pdata.ImageDataset(
         entry.file, image_dir=entry.image_dir, train=False, image_size=config.data.image_size
     )
-    focal_per_image = _focal_lengths(args.focal_px, entry.file, len(dataset))
+    focal_per_image, focal_label = _focal_lengths(args.focal_px, entry.file, len(dataset))
     count = len(dataset) if args.limit is None else min(args.limit, len(dataset))
     joints = entry.keypoint_list or pg.LSP14_IDX_44
     use_hips = entry.use_hips if args.use_hips == "dataset" else args.use_hips == "true"
@@ -194,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     table = _table(summary, seconds, count, methods)
     header = (
         f"{args.dataset}: {count} images, keypoints {entry.keypoint_list_name or 'lsp14'}, "
-        f"focal {args.focal_px} px, L-BFGS {args.max_iters} outer iterations, "
+        f"focal {focal_label}, L-BFGS {args.max_iters} outer iterations, "
         f"use_hips {use_hips}, SMPLify optimiser {args.smplify_optimizer}"
     )
     print(header)
@@ -204,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint": str(args.checkpoint),
         "dataset": args.dataset,
         "images": count,
-        "focal_px": args.focal_px,
+        "focal_px": focal_label,
         "max_iters": args.max_iters,
         "use_hips": use_hips,
         "smplify_prior": prior_source,
@@ -217,21 +225,25 @@ def main(argv: list[str] | None = None) -> int:
     (out / "fitting_summary.md").write_text(header + "\n\n" + table + "\n")
     (out / "fitting_summary.json").write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out / 'fitting_summary.json'}")
-    return 0
+    return {**report, "markdown": header + "\n\n" + table}
 
 
-def _focal_lengths(option: str, npz_file: Path, length: int) -> torch.Tensor:
-    """(N,) focal length per image: a constant, or the npz's ``focal`` array."""
-    if option == "dataset":
+def _focal_lengths(option: str, npz_file: Path, length: int) -> tuple[torch.Tensor, str]:
+    """(N,) focal length per image and what it is: a constant, or the npz's ``focal`` array
+    ('dataset'; with 'auto' when the npz has one, else ProHMR's 5000 px)."""
+    if option in ("auto", "dataset"):
         with np.load(npz_file) as arrays:
-            if "focal" not in arrays:
-                raise SystemExit(f"--focal-px dataset: {npz_file} has no 'focal' array")
-            return torch.from_numpy(np.asarray(arrays["focal"], dtype=np.float32))
+            if "focal" in arrays:
+                focal = np.asarray(arrays["focal"], dtype=np.float32)
+                return torch.from_numpy(focal), "per image (the dataset's 'focal')"
+        if option == "dataset":
+            raise SystemExit(f"--focal-px dataset: {npz_file} has no 'focal' array")
+        option = "5000"
     try:
         value = float(option)
     except ValueError:
         raise SystemExit(f"--focal-px must be a number or 'dataset', got {option!r}") from None
-    return torch.full((length,), value)
+    return torch.full((length,), value), f"{value:g} px"
 
 
 def evaluate_batch(

@@ -71,7 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    run(parse_args(argv))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    """The evaluation of ``args`` (``parse_args``); prints and writes the tables, returns the
+    report (also written as JSON) with its markdown under ``"markdown"``."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "multiview_summary.md").write_text(header + "\n\n" + table + "\n")
     (out / "multiview_summary.json").write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out / 'multiview_summary.json'}")
-    return 0
+    return {**report, "markdown": header + "\n\n" + table}
 
 
 def _groups(dataset, count: int, size: int) -> list[list[int]]:

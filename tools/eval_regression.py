@@ -7,7 +7,8 @@
 For each dataset (registry name; its keypoint list picks LSP-14 / H36M-17 / MPI-INF-17, all 44
 without one): mode and best-of-n MPJPE / PA-MPJPE for n in ``--ns`` (the first n of one draw of
 ``--num-samples`` hypotheses per image, by default max(--ns), as in the paper), k-means-quantised n
-(``--kmeans``: all the drawn samples clustered to n; the paper clusters 4096), PCK/AUC for
+(``--kmeans``: all the drawn samples clustered to n; the paper clusters 4096; best-of-n is
+also given at each k-means n, to compare with), PCK/AUC for
 MPI-INF-3DHP, per-group breakdowns (``--group-by action``), the Gaussian (σ = 1, 10, 20 cm around
 the mode), training-set and mean-pose baselines (``--baselines``), an error-versus-n plot, and a
 truncation option (``--truncate``: every crop gets the extreme-cropping augmentation, so parts of
@@ -15,9 +16,12 @@ the body are cut off, in the spirit of AH36M). A final table is printed and save
 
 The scoring is ``prohmr_model.evaluation.evaluate_regression``, the protocol of the training
 run's own report: with that report's seed (``--seed``, 1234 by default), sample count (its
-largest best-of-n) and batch size (16), the figures it shares with the report are the report's.
-K-means and the baselines draw from a generator of their own (seed + 1), so asking for them
-leaves the model's figures alone.
+largest best-of-n) and batch size (16), the figures it shares with the report are the report's;
+with ``--baselines --kmeans 5 10 25`` it gives every figure of the report. K-means and the
+baselines draw from a generator of their own (seed + 1), so asking for them leaves the model's
+figures alone. The summary ends with "The seed's claims" (``pipeline/claims.py``): claims 1-4
+tested on each dataset's numbers, each with a computed verdict ("not measured" without
+``--baselines`` or ``--kmeans``).
 """
 
 from __future__ import annotations
@@ -27,19 +31,21 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
+from pipeline.claims import claims_json, claims_markdown, sampling_claims
 from pipeline.cli import add_precision_argument, at_least, check_output_args
 from pipeline.runtime import pick_device
 from pipeline.session import (
+    REPORT_NS,
+    REPORT_SEED,
     config_registry,
     load_prohmr_checkpoint,
     registry_entry,
+    training_keypoints,
     training_smpl,
 )
 
 import pose_data as pdata
-import pose_geometry as pg
 from prohmr_model.evaluation import (
     GAUSSIAN_SIGMAS_M,
     error_vs_n_plot,
@@ -47,8 +53,7 @@ from prohmr_model.evaluation import (
     mean_pose_keypoints,
 )
 
-DEFAULT_NS = (1, 4, 16, 64, 256, 1024, 4096)
-REPORT_SEED = 1234  # the seed of the training run's report (pipeline.session)
+DEFAULT_NS = REPORT_NS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,14 +109,18 @@ def main(argv: list[str] | None = None) -> int:
     registry = config_registry(config)
     names = args.dataset or list(config.data.val)
     entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}
-    ns = tuple(n for n in (args.ns or DEFAULT_NS) if n <= args.num_samples)
+    # k-means n is compared with n random samples: best-of-n at every k-means n too
+    ns = {n for n in (args.ns or DEFAULT_NS) if n <= args.num_samples}
+    ns = tuple(sorted(ns | set(args.kmeans)))
     out = args.out or args.checkpoint.parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     baseline_generator = torch.Generator(device=device).manual_seed(args.seed + 1)
     training_poses, extra_predictions = None, {}
     if args.baselines:
-        training_poses = _training_keypoints(config, registry)
+        training_poses = training_keypoints(config, registry)
+        if training_poses is None:
+            print("--baselines: no training set has 3D keypoints; no training-set baseline")
         files = [registry.entry(name, key="data.train").file for name in config.data.train]
         smpl = training_smpl(files)
         if smpl is not None:
@@ -123,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             print("--baselines: no training set has SMPL poses; no mean-pose baseline")
     report: dict[str, object] = {"checkpoint": str(args.checkpoint), "datasets": {}}
     lines = ["| dataset | metric | value (mm; PCK and AUC in %) |", "|---|---|---|"]
+    claim_tables = []
     for name in names:
         entry = entries[name]
         augmentation = None
@@ -170,35 +180,24 @@ def main(argv: list[str] | None = None) -> int:
             source=f"checkpoint {args.checkpoint}",
         )
         summary = evaluation.summary
+        claims = sampling_claims(summary)
         report["datasets"][name] = {  # type: ignore[index]
             "summary": summary,
+            "claims": claims_json(claims),
             "breakdown": evaluation.accumulator.to_dict(group_by=args.group_by or None),
         }
         for metric, value in summary.items():
             lines.append(f"| {name} | {metric} | {value:.1f} |")
         error_vs_n_plot(summary, ns, out / f"{name}_error_vs_n.png", title=name)
+        claim_tables.append(f"### {name}\n\n{claims_markdown(claims)}")
     table = "\n".join(lines)
+    table += "\n\n## The seed's claims (claims 1-4; 5 is eval_fitting's and eval_multiview's)\n\n"
+    table += "\n\n".join(claim_tables)
     print(table)
     (out / "summary.md").write_text(table + "\n")
     (out / "summary.json").write_text(json.dumps(report, indent=2, default=float))
     print(f"wrote {out / 'summary.json'}")
     return 0
-
-
-def _training_keypoints(config, registry) -> torch.Tensor | None:
-    """(M, 44, 3) pelvis-relative 3D keypoints of the training rows that have them (a valid
-    pelvis), for the training-set baseline; None (with a note) when no training set has any."""
-    poses = []
-    for name in config.data.train:
-        entry = registry.entry(name, key="data.train", kinds=("image",))
-        annotations = pdata.read_prohmr_npz(entry.require_file())
-        keypoints = torch.from_numpy(np.asarray(annotations.keypoints_3d)).float()
-        keypoints = keypoints[keypoints[:, pg.PELVIS_IDX_44, 3] > 0, :, :3]
-        poses.append(keypoints - keypoints[:, pg.PELVIS_IDX_44 : pg.PELVIS_IDX_44 + 1])
-    if not sum(len(p) for p in poses):
-        print("--baselines: no training set has 3D keypoints; no training-set baseline")
-        return None
-    return torch.cat(poses)
 
 
 def _group_labels(dataset: pdata.ImageDataset, key: str) -> list[str]:

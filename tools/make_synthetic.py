@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         use_mocap=not args.no_mocap,
     )
     started = time.perf_counter()
-    world = generate_synthetic_world(config, force=args.force)
+    world = generate_synthetic_world(config, force=args.force, progress=True)
     info = world.info
     print(
         f"{world.root}: {info.get('train_images')} train, {info.get('val_images')} val images, "

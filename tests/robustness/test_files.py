@@ -454,7 +454,7 @@ def test_train_prohmr_report_refuses_nan_predictions(tmp_path, checkpoint, state
             match=rf"^the model trained in {re.escape(str(tmp_path))} produced \d+ non-finite "
             r"prediction\(s\)",
         ):
-            session.evaluate_and_report(quick=True)
+            session.evaluate_and_report(progress=False)
     finally:
         session.close()
     assert not (tmp_path / "report.md").exists()

@@ -66,6 +66,7 @@ __all__ = [
     "LiftingConfig",
     "ModelConfig",
     "ProHMRConfig",
+    "ReportConfig",
     "Rule",
     "SyntheticConfig",
     "TrainConfig",
@@ -208,6 +209,30 @@ class SyntheticConfig(Checked):
 
 
 @dataclass(frozen=True)
+class ReportConfig(Checked):
+    """The held-out report after training (tools/train_prohmr.py; docs/evaluation.md).
+
+    Attributes:
+        max_samples: samples drawn per image; best-of-n for n = 1, 4, 16, ... up to it (and it),
+            k-means n of ``REPORT_KMEANS`` up to it, the baselines at the same n.
+        fitting_images: held-out images for keypoint fitting against SMPLify (0: none).
+        multiview_frames: multiview frames for the refinement (0: none).
+
+    Fitting and multiview run on the synthetic world only (the sets they need).
+    """
+
+    max_samples: int = 4096
+    fitting_images: int = 32
+    multiview_frames: int = 10
+
+    RULES: ClassVar[dict[str, Rule]] = {
+        "max_samples": at_least(1),
+        "fitting_images": at_least(0),
+        "multiview_frames": at_least(0),
+    }
+
+
+@dataclass(frozen=True)
 class ProHMRConfig(Checked):
     """A whole ProHMR experiment."""
 
@@ -217,6 +242,7 @@ class ProHMRConfig(Checked):
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     synthetic: SyntheticConfig | None = None
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     RULES: ClassVar[dict[str, Rule]] = {"output_dir": NON_EMPTY}
 

@@ -73,6 +73,7 @@ RESULT_NEUTRAL_KEYS: dict[str, frozenset[str]] = {
             "train.image_log_steps",
             "train.checkpoint_steps",
             "train.num_val_samples",
+            "report",
         }
     ),
     "LiftingConfig": frozenset(

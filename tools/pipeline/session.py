@@ -10,9 +10,15 @@ import torch
 from torch.utils.data import default_collate
 
 import pose_data as pdata
+import pose_geometry as pg
 import pose_losses as pl
 from pose_body import load_mean_params
-from prohmr_model.evaluation import evaluate_regression, mean_pose_keypoints
+from prohmr_model.evaluation import (
+    GAUSSIAN_SIGMAS_M,
+    error_vs_n_plot,
+    evaluate_regression,
+    mean_pose_keypoints,
+)
 from prohmr_model.loading import body_model_from_config, model_from_checkpoint
 from prohmr_model.model import ProHMR, build_prohmr
 from prohmr_model.visualize import save_prediction_grid
@@ -29,13 +35,31 @@ __all__ = [
     "config_registry",
     "load_prohmr_checkpoint",
     "registry_entry",
+    "report_ns",
+    "training_keypoints",
 ]
+
+# The report's protocol (eval_regression.py's defaults, with --baselines --kmeans 5 10 25).
+REPORT_SEED = 1234
+REPORT_NS = (1, 4, 16, 64, 256, 1024, 4096)
+REPORT_KMEANS = (5, 10, 25)
+
+
+def report_ns(max_samples: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(best-of-n values, k-means n values) of a report drawing ``max_samples`` per image:
+    the k-means n of ``REPORT_KMEANS`` up to it; best-of-n for n = 1, 4, 16, ... up to it, it,
+    and the k-means n (k-means n is compared with n random samples)."""
+    kmeans = tuple(k for k in REPORT_KMEANS if k <= max_samples)
+    ns = {n for n in (4**k for k in range(32)) if n <= max_samples} | {max_samples, *kmeans}
+    return tuple(sorted(ns)), kmeans
 
 
 class ProHMRSession:
     """Builds the run's parts on construction; ``train`` and ``evaluate_and_report`` use them."""
 
-    def __init__(self, config: ProHMRConfig, *, ctx: DistributedContext) -> None:
+    def __init__(
+        self, config: ProHMRConfig, *, ctx: DistributedContext, progress: bool = False
+    ) -> None:
         self.config = config
         self.ctx = ctx
         # The names first: a misspelled one fails before the synthetic world is generated.
@@ -46,7 +70,7 @@ class ProHMRSession:
         if config.synthetic is not None:
             synthetic_dir = config.synthetic.output_dir
             if ctx.is_main:
-                self.world = generate_synthetic_world(config.synthetic)
+                self.world = generate_synthetic_world(config.synthetic, progress=progress)
             if ctx.distributed:
                 torch.distributed.barrier()
             if not ctx.is_main:
@@ -154,14 +178,21 @@ class ProHMRSession:
             allow_config_change=allow_config_change,
         )
 
-    def evaluate_and_report(self, *, quick: bool = False) -> dict[str, Any]:
-        """Held-out evaluation: mode, best-of-n and the mean-pose baseline, plus a figure."""
+    def evaluate_and_report(self, *, progress: bool = True) -> dict[str, Any]:
+        """Held-out evaluation with the paper's protocol (eval_regression.py's, with its
+        defaults and ``--baselines --kmeans`` of ``REPORT_KMEANS``): mode, best-of-n for n =
+        1, 4, ..., ``report.max_samples`` from one draw of that many samples per image (4096 by
+        default, as the paper), k-means n, the Gaussian,
+        training-set and mean-pose baselines; an error-versus-n plot per dataset and a
+        prediction figure. Returns {"results": {dataset: summary}, "plots", "figure",
+        "markdown"}; writes nothing else."""
+        from tqdm import tqdm
+
         config = self.config
         device = self.ctx.device
         self.model.to(device).eval()
         results: dict[str, Any] = {}
-        best_of = (4,) if quick else (4, 16)
-        num_samples = max(best_of)
+        ns, kmeans = report_ns(config.report.max_samples)
         extra_predictions = {}
         smpl = training_smpl([self._entry(name).file for name in config.data.train])
         if smpl is not None:
@@ -169,25 +200,44 @@ class ProHMRSession:
             extra_predictions["mean_pose"] = lambda batch: mean_keypoints.expand(
                 len(batch["img"]), 1, 44, 3
             )
-        generator = torch.Generator(device=device).manual_seed(1234)
+        training_poses = training_keypoints(config, self.registry)
+        generator = torch.Generator(device=device).manual_seed(REPORT_SEED)
+        baseline_generator = torch.Generator(device=device).manual_seed(REPORT_SEED + 1)
         lines = ["| dataset | metric | value (mm) |", "|---|---|---|"]
+        plots = {}
         for name in config.data.val:
             entry = self._entry(name)
             dataset = self._image_dataset(entry, train=False)
-            evaluation = evaluate_regression(
-                self.model,
-                dataset,
-                keypoint_list=entry.keypoint_list or tuple(range(44)),
-                num_samples=num_samples,
-                best_of=best_of,
-                device=device,
-                generator=generator,
-                extra_predictions=extra_predictions,
-                source=f"the model trained in {config.output_dir}",
-            )
+            with tqdm(
+                total=len(dataset), desc=f"evaluating {name}", unit="image", disable=not progress
+            ) as bar:
+                evaluation = evaluate_regression(
+                    self.model,
+                    dataset,
+                    keypoint_list=entry.keypoint_list or tuple(range(44)),
+                    num_samples=max(ns),
+                    best_of=ns,
+                    kmeans_clusters=kmeans,
+                    gaussian_sigmas_m=GAUSSIAN_SIGMAS_M,
+                    training_poses=training_poses,
+                    device=device,
+                    generator=generator,
+                    baseline_generator=baseline_generator,
+                    extra_predictions=extra_predictions,
+                    source=f"the model trained in {config.output_dir}",
+                    on_batch=bar.update,
+                )
             results[name] = evaluation.summary
             for metric, value in evaluation.summary.items():
                 lines.append(f"| {name} | {metric} | {value:.1f} |")
+            plots[name] = str(
+                error_vs_n_plot(
+                    evaluation.summary,
+                    ns,
+                    Path(config.output_dir) / f"{name}_error_vs_n.png",
+                    title=f"{name}: best-of-n, k-means and baselines",
+                )
+            )
         figure = Path(config.output_dir) / "predictions.png"
         first_val = self.val_data
         batch = default_collate([first_val[i] for i in range(4)])
@@ -195,9 +245,12 @@ class ProHMRSession:
         if smpl is None:
             lines.append("")
             lines.append("(no mean-pose baseline: no training set has ground-truth SMPL poses)")
-        markdown = "\n".join(lines)
-        (Path(config.output_dir) / "report.md").write_text(markdown + "\n")
-        return {"results": results, "figure": str(figure), "markdown": markdown}
+        return {
+            "results": results,
+            "plots": plots,
+            "figure": str(figure),
+            "markdown": "\n".join(lines),
+        }
 
     def close(self) -> None:
         if self.writer is not None:
@@ -219,6 +272,21 @@ def training_smpl(files: list[Path]) -> tuple[np.ndarray, np.ndarray] | None:
     if not poses or not sum(len(p) for p in poses) or not sum(len(b) for b in betas):
         return None
     return np.concatenate(poses), np.concatenate(betas).mean(axis=0)
+
+
+def training_keypoints(config: ProHMRConfig, registry: DatasetRegistry) -> torch.Tensor | None:
+    """(M, 44, 3) pelvis-relative 3D keypoints (metres) of the training rows that have them (a
+    valid pelvis): the training-set baseline's poses; None when no training set has any."""
+    poses = []
+    for name in config.data.train:
+        entry = registry.entry(name, key="data.train", kinds=("image",))
+        annotations = pdata.read_prohmr_npz(entry.require_file())
+        keypoints = torch.from_numpy(np.asarray(annotations.keypoints_3d)).float()
+        keypoints = keypoints[keypoints[:, pg.PELVIS_IDX_44, 3] > 0, :, :3]
+        poses.append(keypoints - keypoints[:, pg.PELVIS_IDX_44 : pg.PELVIS_IDX_44 + 1])
+    if not sum(len(p) for p in poses):
+        return None
+    return torch.cat(poses)
 
 
 def config_registry(config: ProHMRConfig) -> DatasetRegistry:

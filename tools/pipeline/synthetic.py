@@ -1,7 +1,8 @@
 """The embedded synthetic world (docs/data.md): rendered procedural bodies in ProHMR's format.
 
-For every image: a pose (the CMU motion capture of ``assets/cmu_mocap`` retargeted to SMPL, or
-the joint-limit sampler with ``use_mocap: false``; missing clips are an error), random betas, a
+For every image: a pose (the CMU motion capture of ``assets/cmu_mocap`` retargeted to SMPL, each
+frame also mirrored, or the joint-limit sampler with ``use_mocap: false``; missing clips are an
+error), random betas, a
 random heading and tilt, a perspective camera with a random focal length and distance, a random
 background (gradients and blobs) and light; pose-body's procedural model is posed with smplx and
 drawn by pose-body's software renderer, each body part in its own colour (left and right
@@ -9,6 +10,11 @@ differ). Written per split in the npz format of docs/data.md (2D/3D keypoints in
 SMPL parameters with the global orientation in the camera frame, boxes of 1.2 x the keypoint
 extent), plus a mocap npz for the discriminator, a multiview pickle (one pose seen by several
 cameras) and mean parameters for the FC head. Deterministic from the seed.
+
+The held-out split (``val`` and the multiview set) is honest: its poses come from the clips of
+``HELD_OUT_CLIPS``, which no training image (nor the discriminator's mocap) uses; ``info.json``
+names them and gives the median distance from a held-out pose to its nearest training pose
+beside that from a training pose to its nearest other one.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import pose_geometry as pg
 from pose_body import BodyModel, procedural_body_model
@@ -32,13 +39,13 @@ from pose_data.io import (
     write_prohmr_npz,
 )
 
-from .assets import cmu_clip_files, read_cmu_clip
+from .assets import CMU_MOCAP_DIR, HELD_OUT_CLIPS, cmu_clip_files, read_cmu_clip
 from .config import SyntheticConfig
 from .retarget import retarget_h36m17_to_smpl, sample_joint_limited_poses
 
 __all__ = ["SyntheticWorld", "generate_synthetic_world"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: held-out split by clip, mirrored poses
 
 
 @dataclass(frozen=True)
@@ -55,25 +62,71 @@ class SyntheticWorld:
     info: dict[str, Any]
 
 
-def _mocap_pool(
-    rest_joints: np.ndarray, rng: np.random.Generator, folder: Path | None = None
-) -> tuple[np.ndarray, list[str]]:
-    """(P, 72) axis-angle poses from the CMU clips in ``folder`` (default: the repository's
-    ``assets/cmu_mocap``; global orientation first, shuffled), and the clips' file names. A
-    missing or empty folder is an error."""
+def _mocap_pools(
+    rest_joints: np.ndarray,
+    rng: np.random.Generator,
+    folder: Path | None = None,
+    *,
+    held_out: tuple[str, ...] = HELD_OUT_CLIPS,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(training pool, held-out pool, clip file names): (P, 72) axis-angle poses (global
+    orientation first, shuffled) from the CMU clips in ``folder`` (default: the repository's
+    ``assets/cmu_mocap``) at 30 fps, each with its mirror image. The clips named in ``held_out``
+    (file stems) give the held-out pool, every other clip the training pool, so no held-out
+    pose comes from a motion that a training image shows. A missing or empty folder, or one
+    without every held-out clip, is an error."""
+    from pose_data.augment import flip_smpl_pose
     from pose_data.mocap_skeleton import mocap_to_h36m17
 
     files = cmu_clip_files(folder)
-    poses = []
+    missing = sorted(set(held_out) - {path.stem for path in files})
+    if missing or len(held_out) >= len(files):
+        raise ValueError(
+            f"CMU clip folder {folder or CMU_MOCAP_DIR}: the held-out clips {list(held_out)} "
+            f"must be among its clips and leave at least one for training; it holds "
+            f"{[path.stem for path in files]}"
+        )
+    pools: dict[bool, list[np.ndarray]] = {True: [], False: []}
     for path in files:
         clip = read_cmu_clip(path, step=4)  # 120 -> 30 fps
         joints = np.asarray(mocap_to_h36m17(clip), dtype=np.float64)
         global_orient, body_pose = retarget_h36m17_to_smpl(joints, rest_joints)
         rotmats = np.concatenate([global_orient[:, None], body_pose], axis=1)
-        axis_angle = pg.rotmat_to_axis_angle(torch.from_numpy(rotmats)).numpy()
-        poses.append(axis_angle.reshape(-1, 72))
-    pool = np.concatenate(poses).astype(np.float32)
-    return pool[rng.permutation(len(pool))], [path.name for path in files]
+        axis_angle = pg.rotmat_to_axis_angle(torch.from_numpy(rotmats)).numpy().reshape(-1, 72)
+        pools[path.stem in held_out] += [axis_angle, flip_smpl_pose(axis_angle)]
+    train, held = (np.concatenate(pools[key]).astype(np.float32) for key in (False, True))
+    return (
+        train[rng.permutation(len(train))],
+        held[rng.permutation(len(held))],
+        [path.name for path in files],
+    )
+
+
+def nearest_pose_distances_mm(
+    body: BodyModel, train_pool: np.ndarray, held_pool: np.ndarray
+) -> dict[str, float]:
+    """How far held-out poses are from the training poses, against how far training poses are
+    from each other: medians over poses of the distance to the nearest training pose (not
+    itself), in mm per joint (root-mean-square over the 24 SMPL joints of the zero shape, body
+    pose only, root at the origin)."""
+
+    def joints(pool: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            output = body.keypoints_only(
+                global_orient=torch.zeros(len(pool), 3),
+                body_pose=torch.from_numpy(pool[:, 3:]).float(),
+                betas=torch.zeros(len(pool), 10),
+            )
+        points = output.smpl_joints.double()
+        return (points - points[:, :1]).flatten(1) * 1000 / np.sqrt(24)
+
+    train, held = joints(train_pool), joints(held_pool)
+    to_train = torch.cdist(train, train)
+    to_train.fill_diagonal_(float("inf"))
+    return {
+        "train_to_nearest_other_train_mm": float(to_train.min(dim=1).values.median()),
+        "held_out_to_nearest_train_mm": float(torch.cdist(held, train).min(dim=1).values.median()),
+    }
 
 
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -164,6 +217,7 @@ def _render_split(
     rng: np.random.Generator,
     out: Path,
     views: int = 1,
+    progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Render ``count`` instants (× ``views`` cameras each); returns the npz arrays.
 
@@ -216,7 +270,10 @@ def _render_split(
             "instant", "focal", "translation",
         )
     }  # fmt: skip
-    for row in range(len(global_orient)):
+    rendering = tqdm(
+        range(len(global_orient)), desc=f"rendering {name}", unit="image", disable=not progress
+    )
+    for row in rendering:
         keypoints = keypoints_all[row]
         focal = float(image_size * rng.uniform(1.2, 2.2))
         extent = np.ptp(keypoints[:, :2], axis=0).max()
@@ -288,8 +345,11 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     )
 
 
-def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) -> SyntheticWorld:
-    """Generate (or reuse, when ``info.json`` matches the config) the synthetic world."""
+def generate_synthetic_world(
+    config: SyntheticConfig, *, force: bool = False, progress: bool = False
+) -> SyntheticWorld:
+    """Generate (or reuse, when ``info.json`` matches the config) the synthetic world; with
+    ``progress``, a line says so and a bar per split counts the images drawn."""
     root = Path(config.output_dir)
     info_path = root / "info.json"
     wanted = {
@@ -301,6 +361,7 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
         "use_mocap": config.use_mocap,
         # the clips in use (a world made from other clips, or none, is made again)
         "clips": [path.name for path in cmu_clip_files()] if config.use_mocap else [],
+        "held_out_clips": list(HELD_OUT_CLIPS) if config.use_mocap else [],
     }
     world = SyntheticWorld(
         root=root,
@@ -316,31 +377,38 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
         existing = json.loads(info_path.read_text())
         if {k: existing.get(k) for k in wanted} == wanted:
             return SyntheticWorld(**{**world.__dict__, "info": existing})
+    if progress:
+        print(f"making the synthetic world in {root} (poses, then images)", flush=True)
     rng = np.random.default_rng(config.seed)
     body = BodyModel.procedural()
     rest = rest_joints(body)
     if config.use_mocap:
-        pool, _ = _mocap_pool(rest, rng)
+        train_pool, val_pool, _ = _mocap_pools(rest, rng)
+        split_info = {
+            "split": "by clip: the held-out images' poses come from the held-out clips only",
+            **nearest_pose_distances_mm(body, train_pool, val_pool),
+        }
         source = "cmu_mocap"
     else:
         source = "joint_limits"
         sampled = sample_joint_limited_poses(max(4 * config.num_train, 1000), rng)
         pool = np.concatenate([np.zeros((len(sampled), 3), np.float32), sampled], axis=1)
-    # held-out poses: the last 15% of the (shuffled) pool never appear in training images
-    split = int(0.85 * len(pool))
-    train_pool, val_pool = pool[:split], pool[split:]
+        # independent draws: the last 15% never appear in training images
+        split = int(0.85 * len(pool))
+        train_pool, val_pool = pool[:split], pool[split:]
+        split_info = {"split": "independent draws: 85% training, 15% held out"}
     parts = PartMeshes(body.faces.cpu().numpy(), face_parts(body))
     train = _render_split(
         "train", config.num_train, body=body, parts=parts, pose_pool=train_pool,
-        image_size=config.image_size, rng=rng, out=root,
+        image_size=config.image_size, rng=rng, out=root, progress=progress,
     )  # fmt: skip
     val = _render_split(
         "val", config.num_val, body=body, parts=parts, pose_pool=val_pool,
-        image_size=config.image_size, rng=rng, out=root,
+        image_size=config.image_size, rng=rng, out=root, progress=progress,
     )  # fmt: skip
     multiview = _render_split(
         "multiview", max(8, config.num_val // 10), body=body, parts=parts, pose_pool=val_pool,
-        image_size=config.image_size, rng=rng, out=root, views=4,
+        image_size=config.image_size, rng=rng, out=root, views=4, progress=progress,
     )  # fmt: skip
     _write_npz(world.train, train)
     _write_npz(world.val, val)
@@ -370,7 +438,9 @@ def generate_synthetic_world(config: SyntheticConfig, *, force: bool = False) ->
     info = {
         **wanted,
         "pose_source": source,
-        "pose_pool": len(pool),
+        "training_pose_pool": len(train_pool),
+        "held_out_pose_pool": len(val_pool),
+        **split_info,
         "train_images": len(train["imgname"]),
         "val_images": len(val["imgname"]),
         "multiview_frames": len(frames),

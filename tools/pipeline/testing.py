@@ -38,8 +38,10 @@ def tiny_prohmr_overrides(
     hidden: int = 32,
     num_train: int = 24,
     num_val_samples: int = 4,
+    report_samples: int = 16,
 ) -> list[str]:
-    """``--set`` overrides of the tiny run writing to `out`, with its world in `world`."""
+    """``--set`` overrides of the tiny run writing to `out`, with its world in `world` (its
+    report: best-of-n up to ``report_samples``, no fitting or multiview)."""
     return [
         f"output_dir={out}",
         f"synthetic.output_dir={world}",
@@ -59,6 +61,9 @@ def tiny_prohmr_overrides(
         "train.image_log_steps=1000",
         "train.log_steps=1",
         f"train.checkpoint_steps={checkpoint_steps}",
+        f"report.max_samples={report_samples}",
+        "report.fitting_images=0",
+        "report.multiview_frames=0",
     ]
 
 

@@ -286,6 +286,7 @@ def evaluate_regression(
     group_labels: Mapping[str, Sequence[Any]] | None = None,
     extra_predictions: dict[str, Callable[[dict[str, Any]], Tensor]] | None = None,
     source: str = "the model",
+    on_batch: Callable[[int], object] | None = None,
 ) -> RegressionEvaluation:
     """Evaluate ``model`` on ``dataset`` (items as pose-data's ImageDataset returns them).
 
@@ -323,6 +324,7 @@ def evaluate_regression(
             (fixed baselines such as the mean pose); their metrics, prefixed by the name, are
             the best of their S predictions.
         source: what the model is, for the non-finite error (e.g. "checkpoint last.pt").
+        on_batch: called after each batch with its number of images (progress bars).
 
     Returns:
         RegressionEvaluation: the per-image values (with the breakdown labels) and the means,
@@ -385,6 +387,8 @@ def evaluate_regression(
             values[f"{name}_pa_mpjpe"] = scored.min_pa_mpjpe
         groups = _batch_groups(batch, group_keys, group_labels or {})
         accumulator.add({k: v.cpu() for k, v in values.items()}, groups=groups or None)
+        if on_batch is not None:
+            on_batch(len(target))
     overall = accumulator.summarize()[0]
     summary = {name: item.mean for name, item in overall.metrics.items()}
     return RegressionEvaluation(accumulator, summary)
