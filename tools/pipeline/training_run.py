@@ -115,11 +115,9 @@ class TrainingRun:
 
     def __enter__(self) -> TrainingRun:
         if self.progress and self.ctx.is_main:
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True
-            )
+            # the bar starts after the first step (data workers, first batch), so its rate
+            # and time estimate are those of the steps that follow
+            print(f"training from step {self.step} to {self.total_steps}", flush=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -191,6 +189,12 @@ class TrainingRun:
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{record['loss']:.4f}")
+        elif self.progress and self.ctx.is_main:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True
+            )
         return record
 
     @property
