@@ -94,4 +94,4 @@ def test_the_default_lifting_set_is_built_from_the_assets(tmp_path):
 
     files = train_lifting.make_cmu_lifting_set(tmp_path)
     assert files.test_sequences == ("backflip", "charleston1")
-    assert (files.num_train, files.num_test) == (3684, 1496)  # 4 cameras, 30 fps
+    assert (files.num_train, files.num_test) == (4424, 756)  # 4 cameras, 30 fps
