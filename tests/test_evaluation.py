@@ -276,6 +276,8 @@ def test_lifting_model_trains_and_resumes(tmp_path) -> None:
             "batch_size=8",
             "total_steps=6",
             "checkpoint_steps=3",
+            "lr_schedule=cosine",  # the rate follows the step, across the resume too
+            "warmup_steps=2",
         ],
     )
     ctx = DistributedContext(0, 1, 0, torch.device("cpu"))

@@ -247,9 +247,18 @@ class ProHMRConfig(Checked):
     RULES: ClassVar[dict[str, Rule]] = {"output_dir": NON_EMPTY}
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class LiftingConfig(Checked):
-    """A lifting run: data, model sizes, optimisation (docs/training.md#lifting-model-training)."""
+    """A lifting run: data, model sizes, optimisation (docs/training.md#lifting-model-training).
+
+    The defaults are the published setting (``tools/configs/lifting.yaml``). ``lr_schedule``:
+    ``constant`` (published: ``lr`` throughout) or ``cosine`` (``lr`` after a linear warm-up of
+    ``warmup_steps`` steps from 0, then half a cosine down to 0 at ``total_steps``);
+    ``warmup_steps`` is used by ``cosine`` only.
+    """
 
     output_dir: str = "outputs/lifting"
     train_file: str = ""
@@ -259,6 +268,8 @@ class LiftingConfig(Checked):
     batch_size: int = 64
     total_steps: int = 300_000
     lr: float = 1e-4
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
     weight_decay: float = 1e-4
     num_train_samples: int = 2
     num_val_samples: int = 64
@@ -276,6 +287,8 @@ class LiftingConfig(Checked):
         "batch_size": at_least(1),
         "total_steps": at_least(0),
         "lr": above(0),
+        "lr_schedule": one_of(LR_SCHEDULES),
+        "warmup_steps": at_least(0),
         "weight_decay": at_least(0),
         "num_train_samples": at_least(1),
         "num_val_samples": at_least(1),

@@ -7,6 +7,7 @@ N(0, 0.005²) in training (``docs/training.md#the-lifting-model``).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,29 @@ from .config import LiftingConfig
 from .runtime import DistributedContext
 from .training_run import TrainingRun, TrainResult
 
-__all__ = ["train_lifting"]
+__all__ = ["learning_rate", "train_lifting"]
+
+
+def learning_rate(config: LiftingConfig, step: int) -> float:
+    """The learning rate of the step that follows ``step`` completed steps (0-based).
+
+    ``constant``: ``config.lr``. ``cosine``: a linear warm-up over ``warmup_steps`` steps (the
+    first step gets ``lr / warmup_steps``), then ``lr · (1 + cos(π·t)) / 2`` with t going from 0
+    at the warm-up's end to 1 at ``total_steps``. A function of the step alone, so a resumed run
+    needs no scheduler state.
+    """
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule != "cosine":
+        raise ValueError(
+            f"`lr_schedule` must be 'constant' or 'cosine', got {config.lr_schedule!r}"
+        )
+    warmup = min(config.warmup_steps, config.total_steps)
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    decay_steps = max(config.total_steps - warmup, 1)
+    t = min((step - warmup) / decay_steps, 1.0)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
 def train_lifting(
@@ -37,6 +60,8 @@ def train_lifting(
     allow_config_change: bool = False,
 ) -> TrainResult:
     """AdamW (lr 1e-4, wd 1e-4), fp32, batch 64 by default; exact resume like ProHMR's loop.
+
+    The learning rate of each step is ``learning_rate(config, step)`` (constant by default).
 
     ``train_data`` is read as epochs shuffled by ``config.seed`` (pose_data.StreamSampler, from
     the run's step on; pipeline.training_run does the run plumbing). Before training, the
@@ -77,6 +102,8 @@ def train_lifting(
         while run.running:
             batch = to_device(next(batches), device)
             keypoints_2d, target = lifting_batch(batch)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, run.step)
             model.train()
             model.initialize_flow(keypoints_2d, target)
             noisy = pl.add_target_noise(target, std=config.pose_3d_noise, generator=generator)
