@@ -77,3 +77,28 @@ def test_lifting_learning_rate_schedules():
 def test_an_unknown_lifting_schedule_names_the_key_and_the_choices():
     with pytest.raises(ConfigValueError, match=r"lr_schedule.*'constant', 'cosine'.*'linear'"):
         apply_overrides(LiftingConfig(), ["lr_schedule=linear"])
+
+
+def test_the_default_lifting_run_is_evaluated_with_its_claims(tmp_path):
+    """train_lifting's default data (the CMU set, held-out clips) for a few steps, then
+    eval_lifting: best-of-n also at the k-means n, and the claims with computed verdicts."""
+    import json
+
+    from pipeline.testing import load_tool
+
+    out = tmp_path / "run"
+    overrides = [
+        f"output_dir={out}", "model.hidden_features=32", "model.flow_hidden_features=16",
+        "model.flow_num_layers=2", "batch_size=8", "total_steps=4", "checkpoint_steps=4",
+        "warmup_steps=1",
+    ]  # fmt: skip
+    assert load_tool("train_lifting").main(["--no-progress", "--set", *overrides]) == 0
+    argv = ["--checkpoint", str(out / "checkpoints" / "last.pt"), "--device", "cpu"]
+    argv += ["--ns", "1", "4", "--kmeans", "2", "--limit", "16", "--out", str(tmp_path / "eval")]
+    assert load_tool("eval_lifting").main(argv) == 0
+    report = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert {"best2_mpjpe", "kmeans2_pa_mpjpe", "trainset_best4_mpjpe"} <= set(report["summary"])
+    claims = report["claims"]
+    assert [claim["number"] for claim in claims] == [1, 2, 3, 4] * 2
+    assert {claim["verdict"] for claim in claims} <= {"holds", "fails"}
+    assert "## The seed's claims" in (tmp_path / "eval" / "summary.md").read_text()

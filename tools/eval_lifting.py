@@ -5,8 +5,9 @@
 Errors are MPJPE / PA-MPJPE in mm over 17 joints with the original's zero pelvis prepended to
 prediction and ground truth. Reported for n = 1, 10, 100, 1000, 4096 (``--ns``), k-means n
 (``--kmeans``: all samples clustered to n), the Gaussian baselines (σ = 1, 10, 20 cm around the
-mode) and the training-set baseline (n random training poses); the error-versus-n plot is saved
-as PNG beside ``summary.json`` and ``summary.md``.
+mode) and the training-set baseline (n random training poses), best-of-n also at each k-means
+n; the error-versus-n plot is saved as PNG beside ``summary.json`` and ``summary.md``, which end
+with the seed's claims 1-4 tested on these numbers (``pipeline/claims.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from pipeline.claims import claims_json, claims_markdown, sampling_claims
 from pipeline.cli import at_least, check_output_args
 from pipeline.config import LiftingConfig, _build
 from pipeline.runtime import load_checkpoint, load_model_state, pick_device
@@ -51,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None:
         test = torch.utils.data.Subset(test, range(min(args.limit, len(test))))
     training = LiftingDataset(config.train_file, stats_path=config.stats_file)
+    # k-means n is compared with n random samples: best-of-n at every k-means n too
+    ns = sorted(set(args.ns) | set(args.kmeans))
     result = evaluate_lifting(
         model,
         test,
-        ns=args.ns,
+        ns=ns,
         kmeans_ns=args.kmeans,
         training_poses=training.keypoints_3d[..., :3],
         batch_size=args.batch_size,
@@ -64,18 +68,25 @@ def main(argv: list[str] | None = None) -> int:
     summary = result["summary"]
     out = args.out or args.checkpoint.parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    plot = error_vs_n_plot(summary, args.ns, out / "error_vs_n.png", title="lifting")
+    plot = error_vs_n_plot(summary, ns, out / "error_vs_n.png", title="lifting")
     lines = ["| metric | MPJPE (mm) | PA-MPJPE (mm) |", "|---|---|---|"]
     for name in sorted({k.rsplit("_", 1)[0].removesuffix("_pa") for k in summary}):
         mpjpe = summary.get(f"{name}_mpjpe", float("nan"))
         pa = summary.get(f"{name}_pa_mpjpe", float("nan"))
         lines.append(f"| {name} | {mpjpe:.1f} | {pa:.1f} |")
-    table = "\n".join(lines)
+    claims = sampling_claims(summary)
+    table = "\n".join(lines) + "\n\n## The seed's claims (1-4)\n\n" + claims_markdown(claims)
     print(table)
     (out / "summary.md").write_text(table + "\n")
     (out / "summary.json").write_text(
         json.dumps(
-            {"checkpoint": str(args.checkpoint), "summary": summary, "plot": str(plot)}, indent=2
+            {
+                "checkpoint": str(args.checkpoint),
+                "summary": summary,
+                "claims": claims_json(claims),
+                "plot": str(plot),
+            },
+            indent=2,
         )
     )
     print(f"wrote {out / 'summary.json'} and {plot}")

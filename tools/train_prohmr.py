@@ -8,8 +8,12 @@
 
 Outputs under the config's ``output_dir``: ``checkpoints/last.pt`` (atomic, every
 ``checkpoint_steps``), ``tensorboard/`` (scalars, prediction grids), ``losses_rank*.jsonl``,
-``config.yaml``, and after training ``report.json`` / ``report.md`` / ``predictions.png`` with
-the held-out evaluation (mode PA-MPJPE, best-of-n and the mean-pose baseline).
+``config.yaml``, and after training ``report.json`` / ``report.md`` / ``predictions.png`` /
+``<dataset>_error_vs_n.png``: the held-out evaluation with the paper's protocol (mode, best-of-n
+to 4096, k-means, the Gaussian, training-set and mean-pose baselines; eval_regression.py's), on
+the synthetic world also eval_fitting.py and eval_multiview.py on a few images (the ``report:``
+config section sizes all three), the seed's claims with verdicts computed from these numbers
+(pipeline/claims.py) and the wall time of each phase (docs/evaluation.md#held-out-report).
 
 One run per output folder: ``run.lock`` there names the owner (pid, host, start time) and a
 second run is refused; the lock of a run that died on this host is taken over (so ``--resume``

@@ -506,6 +506,15 @@ def test_world_size_change_is_result_changing() -> None:
         allow=False,
     )
     assert changes == {"total_steps": [5, 9]}
+    # with a cosine schedule the total sets the remaining steps' rates: a change is refused
+    with pytest.raises(ResumeConfigError, match=r"total_steps: 5 -> 9"):
+        resume_config_changes(
+            {"seed": 0, "total_steps": 5, "lr_schedule": "cosine"},
+            {"seed": 0, "total_steps": 9, "lr_schedule": "cosine"},
+            kind="LiftingConfig",
+            checkpoint="ckpt.pt",
+            allow=False,
+        )
 
 
 def test_config_yaml_of_a_fresh_run_is_the_config_that_ran(world, prohmr_runs) -> None:

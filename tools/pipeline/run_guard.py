@@ -60,7 +60,8 @@ LOCK_NAME = "run.lock"
 
 # Config keys (dotted; a key covers its sub-keys) whose change does not change what a resumed run
 # computes: paths of the run's own folder, logging, validation, checkpoint cadence, data loading
-# processes and the step count (training step k is the same whatever the total). Any other key,
+# processes and the step count (training step k is the same whatever the total; not so under
+# the lifting run's cosine schedule, where a changed total is result-changing). Any other key,
 # and the world size, changes the result: a resume that changes it is refused unless allowed.
 RESULT_NEUTRAL_KEYS: dict[str, frozenset[str]] = {
     "ProHMRConfig": frozenset(
@@ -462,6 +463,13 @@ def resume_config_changes(
         if flat_old.get(key, _ABSENT) != flat_new.get(key, _ABSENT)
     }
     neutral = RESULT_NEUTRAL_KEYS[kind]
+    if "total_steps" in neutral and "constant" not in (
+        old.get("lr_schedule", "constant"),
+        new.get("lr_schedule", "constant"),
+    ):
+        # a decaying schedule is a function of the step and the total: a new total moves the
+        # rates of the remaining steps
+        neutral = neutral - {"total_steps"}
     changing = {key: pair for key, pair in changes.items() if not _neutral(key, neutral)}
     if changing and not allow:
         listed = "; ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in changing.items())
