@@ -14,6 +14,7 @@ import torch
 from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
 from pose_fitting.testing import cxx_compiler
+from prohmr_model.precision import native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
@@ -333,7 +334,11 @@ def test_bench_fitting_runs_every_path(checkpoint: Path, tmp_path: Path) -> None
     )  # fmt: skip
     assert code == 0
     report = json.loads(out.read_text())
-    assert {row["path"] for row in report["fits"]} == {tool.FULL, tool.PLAIN, tool.STAND_IN}
+    # the bf16 path only where the CPU computes bf16 natively (AVX-512 BF16 / AMX)
+    bf16 = {tool.BF16} if native_bf16("cpu")[0] else set()
+    assert report["bf16"] == bool(bf16)
+    paths = {tool.FULL, tool.PLAIN, tool.STAND_IN} | bf16
+    assert {row["path"] for row in report["fits"]} == paths
     assert all(row["evaluations"] > 0 and row["seconds_total"] > 0 for row in report["fits"])
     assert all(len(row["rounds_seconds"]) == 3 for row in report["fits"])
     assert set(report["evaluation_ms"]) == {"2"} and len(report["evaluation_ms"]["2"]) == 3
