@@ -53,8 +53,6 @@ from prohmr_model.evaluation import (
     mean_pose_keypoints,
 )
 
-DEFAULT_NS = REPORT_NS
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -89,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     defaulted = args.num_samples is None
     if defaulted:
-        args.num_samples = max(args.ns or DEFAULT_NS)
+        args.num_samples = max(args.ns or REPORT_NS)
     too_many = [n for n in [*(args.ns or []), *args.kmeans] if n > args.num_samples]
     if too_many:
         parser.error(
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.dataset or list(config.data.val)
     entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}
     # k-means n is compared with n random samples: best-of-n at every k-means n too
-    ns = {n for n in (args.ns or DEFAULT_NS) if n <= args.num_samples}
+    ns = {n for n in (args.ns or REPORT_NS) if n <= args.num_samples}
     ns = tuple(sorted(ns | set(args.kmeans)))
     out = args.out or args.checkpoint.parent.parent / "eval"
     out.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,12 @@ A claim whose numbers are missing (no baselines asked for, no fitting run) is "n
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import linregress
 
 __all__ = [
     "LINEAR_R2",
@@ -58,22 +60,15 @@ def _ns(summary: Mapping[str, float], pattern: str) -> list[int]:
     return sorted({int(match["n"]) for match in found if match is not None})
 
 
-def _line_fit(ns: Sequence[int], errors: Sequence[float]) -> tuple[float, float]:
-    """Slope (error per doubling of n) and R² of the least-squares line error ~ log2 n."""
-    xs = [math.log2(n) for n in ns]
-    mean_x, mean_y = sum(xs) / len(xs), sum(errors) / len(errors)
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    sxy = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, errors, strict=True))
-    syy = sum((y - mean_y) ** 2 for y in errors)
-    slope = sxy / sxx
-    r2 = 1.0 if syy == 0 else (sxy * sxy) / (sxx * syy)
-    return slope, r2
-
-
 def _beats(
-    ours: Mapping[int, float], theirs: Mapping[int, float], label: str, *, from_n: int = 1
+    ours: Mapping[int, float],
+    theirs: Mapping[int, float],
+    label: str,
+    *,
+    from_n: int = 1,
+    subject: str = "",
 ) -> tuple[str, str]:
-    """(evidence, verdict) of "ours below theirs at every shared n >= from_n"."""
+    """(evidence, verdict) of "ours (``subject``) below theirs at every shared n >= from_n"."""
     shared = sorted(n for n in set(ours) & set(theirs) if n >= from_n)
     if not shared:
         return f"no {label} numbers", NOT_MEASURED
@@ -81,8 +76,8 @@ def _beats(
     wins = sum(margin > 0 for margin in margins.values())
     worst = min(shared, key=lambda n: margins[n])
     evidence = (
-        f"below {label} at {wins}/{len(shared)} n; smallest margin {margins[worst]:+.1f} mm "
-        f"at n={worst} ({ours[worst]:.1f} vs {theirs[worst]:.1f})"
+        f"{subject}below {label} at {wins}/{len(shared)} n; smallest margin "
+        f"{margins[worst]:+.1f} mm at n={worst} ({ours[worst]:.1f} vs {theirs[worst]:.1f})"
     )
     return evidence, HOLDS if wins == len(shared) else FAILS
 
@@ -95,7 +90,8 @@ def sampling_claims(summary: Mapping[str, float]) -> list[Claim]:
         # claim 1
         ns = sorted(best)
         if len(ns) >= 3 and ns[0] == 1:
-            slope, r2 = _line_fit(ns, [best[n] for n in ns])
+            fit = linregress(np.log2(ns), [best[n] for n in ns])
+            slope, r2 = fit.slope, fit.rvalue**2  # mm per doubling of n
             evidence = (
                 f"n = {ns[0]}…{ns[-1]}: {best[ns[0]]:.1f} → {best[ns[-1]]:.1f} mm; "
                 f"slope {slope:+.2f} mm per doubling of n, R² {r2:.3f}"
@@ -155,8 +151,7 @@ def sampling_claims(summary: Mapping[str, float]) -> list[Claim]:
         kmeans = {
             n: summary[f"kmeans{n}_{metric}"] for n in _ns(summary, rf"kmeans(?P<n>\d+)_{metric}")
         }
-        evidence, verdict = _beats(kmeans, best, "n random samples")
-        evidence = evidence.replace("below n random samples", "k-means below n random samples")
+        evidence, verdict = _beats(kmeans, best, "n random samples", subject="k-means ")
         claims.append(
             Claim(
                 4,

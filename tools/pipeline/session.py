@@ -180,12 +180,11 @@ class ProHMRSession:
 
     def evaluate_and_report(self, *, progress: bool = True) -> dict[str, Any]:
         """Held-out evaluation with the paper's protocol (eval_regression.py's, with its
-        defaults and ``--baselines --kmeans`` of ``REPORT_KMEANS``): mode, best-of-n for n =
-        1, 4, ..., ``report.max_samples`` from one draw of that many samples per image (4096 by
-        default, as the paper), k-means n, the Gaussian,
-        training-set and mean-pose baselines; an error-versus-n plot per dataset and a
-        prediction figure. Returns {"results": {dataset: summary}, "plots", "figure",
-        "markdown"}; writes nothing else."""
+        defaults and ``--baselines --kmeans`` of ``REPORT_KMEANS``): mode and best-of-n
+        (``report_ns``) from one draw of ``report.max_samples`` samples per image (4096 by
+        default, as the paper), k-means n, the Gaussian, training-set and mean-pose baselines;
+        an error-versus-n plot per dataset and a prediction figure. Returns {"results":
+        {dataset: summary}, "plots", "figure", "markdown"}; writes only the two figures."""
         from tqdm import tqdm
 
         config = self.config
