@@ -14,6 +14,7 @@ rotation matrices act on column vectors; the renderer's camera is the computer-v
 from importlib.metadata import PackageNotFoundError, version
 
 from pose_body.body_model import BodyModel, BodyOutput, JointsOutput
+from pose_body.mesh_io import read_obj, write_obj
 from pose_body.model_files import (
     SMPL_MODEL_KEYS,
     MeanParams,
@@ -68,12 +69,14 @@ __all__ = [
     "load_mean_params",
     "load_smpl_model",
     "procedural_body_model",
+    "read_obj",
     "render_meshes",
     "rotate_about_vertical",
     "safe_load_pickle",
     "side_view",
     "write_joint_regressor",
     "write_mean_params",
+    "write_obj",
     "write_procedural_model",
     "write_smpl_model_npz",
     "write_smpl_model_pickle",

@@ -17,6 +17,8 @@ The modules:
 - ``prohmr_model.evaluation``: the evaluation protocols (regression, lifting);
   ``prohmr_model.fitting``: the decoder and body callables that pose-fitting takes, and the
   fitting metrics; ``prohmr_model.visualize``: rendering of hypotheses.
+- ``prohmr_model.export``: bodies as files other tools open (SMPL parameters as npz and JSON,
+  meshes as OBJ, in the full image's camera frame).
 """
 
 from .batch import to_device
