@@ -30,7 +30,7 @@ def test_faces_with_texture_and_normal_indices_read(tmp_path) -> None:
 def test_bad_meshes_are_refused_with_the_argument_named(tmp_path) -> None:
     with pytest.raises(ValueError, match="`vertices` must have shape"):
         write_obj(tmp_path / "m.obj", np.zeros((3, 2)), [[0, 1, 2]])
-    with pytest.raises(ValueError, match="`faces` index vertices 0..2"):
+    with pytest.raises(ValueError, match=r"`faces` index vertices 0\.\.2"):
         write_obj(tmp_path / "m.obj", np.zeros((3, 3)), [[0, 1, 3]])
     with pytest.raises(ValueError, match="non-finite"):
         write_obj(tmp_path / "m.obj", np.full((3, 3), np.nan), [[0, 1, 2]])
