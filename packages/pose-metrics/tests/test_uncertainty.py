@@ -73,9 +73,8 @@ def test_under_confident_sampler_covers_more_than_p():
 
 def test_diversity_of_known_configurations():
     samples = torch.zeros(1, 2, 3, 3, dtype=torch.float64)
-    samples[0, 1, 1] = torch.tensor(
-        [0.3, 0.4, 0.0], dtype=torch.float64
-    )  # joint 1 of sample 1 moved by 0.5 m
+    # joint 1 of sample 1 moved by 0.5 m
+    samples[0, 1, 1] = torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64)
     diversity = sample_diversity(samples, root_idx=None)
     expected = torch.tensor([[0.0, 500.0, 0.0]], dtype=torch.float64)
     assert torch.allclose(diversity, expected, rtol=1e-12, atol=0.0)
