@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -112,6 +113,9 @@ def test_visible_and_occluded_split_and_root_left_out():
     text = summary.to_markdown()
     assert "| diversity, occluded/truncated joints (mm) | 200.0 (1) |" in text
     assert summary.to_dict()["diversity_mm"]["visible"] == pytest.approx(150.0)
+    # JSON-ready: the root's NaN per-joint values become None
+    loaded = json.loads(json.dumps(summary.to_dict(), allow_nan=False))
+    assert loaded["per_joint"]["root"]["diversity_mm"] is None
 
 
 def test_accumulator_streams_like_one_batch():

@@ -417,10 +417,12 @@ class UncertaintySummary:
 class UncertaintyAccumulator:
     """Uncertainty metrics of an evaluation, collected batch by batch (module docstring).
 
-    Example:
-        >>> acc = UncertaintyAccumulator()
-        >>> acc.add(samples, target, mode=samples[:, 0], root_idx=39, joint_idx=LSP14_IDX_44)
-        >>> acc.summarize().ece
+    Usage, per batch of (B, N, 44, 3) model samples with sample 0 the mode::
+
+        acc = UncertaintyAccumulator(joint_names=names)
+        acc.add(samples[:, 1:], target, mode=samples[:, 0], root_idx=39, joint_idx=LSP14_IDX_44)
+        ...
+        print(acc.summarize().to_markdown())
 
     Every batch must have the same number of samples N and the same selected joints; a
     visibility mask is given for every batch or for none. Values are kept on the CPU (per
