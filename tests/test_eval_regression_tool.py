@@ -45,6 +45,24 @@ def test_the_tool_gives_the_reports_figures(run: Path, tmp_path: Path) -> None:
     markdown = (run / "report.md").read_text()
     assert "## The seed's claims" in markdown and "SYNTH-VAL_error_vs_n.png" in markdown
     assert "## The seed's claims" in (out / "summary.md").read_text()
+    # the uncertainty metrics: the same 15 random samples of the same draw in both
+    ours, theirs = tool["SYNTH-VAL"]["uncertainty"], report["uncertainty"]["SYNTH-VAL"]
+    assert ours["num_samples"] == theirs["num_samples"] == 15
+    assert ours.pop("plot").endswith("SYNTH-VAL_calibration.png")
+    assert set(ours) == set(theirs)
+    for key in ("diversity_mm", "log_likelihood"):
+        first, second = ours[key], theirs[key]
+        assert {k: first[k] for k in first if not isinstance(first[k], float)} == {
+            k: second[k] for k in second if not isinstance(second[k], float)
+        }
+    assert ours["diversity_mm"]["all"] == pytest.approx(theirs["diversity_mm"]["all"], rel=1e-5)
+    assert ours["calibration"]["ece"] == pytest.approx(theirs["calibration"]["ece"], abs=1e-3)
+    likelihood = theirs["log_likelihood"]
+    assert ours["log_likelihood"]["mean_nats"] == pytest.approx(likelihood["mean_nats"], rel=1e-5)
+    assert likelihood["num_images"] == ours["num_images"] > 0
+    assert (out / "SYNTH-VAL_calibration.png").stat().st_size > 0
+    assert "### Uncertainty on SYNTH-VAL" in markdown and "SYNTH-VAL_calibration.png" in markdown
+    assert "| uncertainty metric | value |" in (out / "summary.md").read_text()
 
 
 def test_the_precision_report_compares_fp32_with_bf16(run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,13 @@ prediction and ground truth. Reported for n = 1, 10, 100, 1000, 4096 (``--ns``),
 mode) and the training-set baseline (n random training poses), best-of-n also at each k-means
 n; the error-versus-n plot is saved as PNG beside ``summary.json`` and ``summary.md``, which end
 with the seed's claims 1-4 tested on these numbers (``pipeline/claims.py``).
+
+Uncertainty metrics (docs/evaluation.md#uncertainty-metrics): the diversity of
+``--uncertainty-samples`` random samples of the same draw (100 by default, the mode left out)
+over the 16 joints, split by the 2D input's confidence (visible > 0), their calibration curve
+(``calibration.png``) and ECE, the rank correlation of spread and mode error, and the
+log-likelihood of the ground-truth joints under the flow (a density over root-relative metres
+in R^48: comparable only between models over the same joints and units).
 """
 
 from __future__ import annotations
@@ -23,8 +30,14 @@ from pipeline.cli import at_least, check_output_args
 from pipeline.config import LiftingConfig, _build
 from pipeline.runtime import load_checkpoint, load_model_state, pick_device
 
+import pose_data as pdata
 from pose_data.lifting import LiftingDataset
-from prohmr_model.evaluation import error_vs_n_plot, evaluate_lifting
+from prohmr_model.evaluation import (
+    UNCERTAINTY_SAMPLES,
+    calibration_plot,
+    error_vs_n_plot,
+    evaluate_lifting,
+)
 from prohmr_model.lifting import build_lifting_model
 
 
@@ -36,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kmeans", type=at_least(1), nargs="*", default=[])
     parser.add_argument("--limit", type=at_least(1), default=None, help="first N test rows only")
     parser.add_argument("--batch-size", type=at_least(1), default=8)
+    parser.add_argument(
+        "--uncertainty-samples",
+        type=at_least(0),
+        default=UNCERTAINTY_SAMPLES,
+        help="random samples per row (of the same draw, after the mode) for the uncertainty "
+        f"metrics; 0 = none (default {UNCERTAINTY_SAMPLES}, at most max(--ns) - 1)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -64,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size,
         device=device,
         source=f"checkpoint {args.checkpoint}",
+        uncertainty_samples=args.uncertainty_samples,
     )
     summary = result["summary"]
     out = args.out or args.checkpoint.parent.parent / "eval"
@@ -75,20 +96,29 @@ def main(argv: list[str] | None = None) -> int:
         pa = summary.get(f"{name}_pa_mpjpe", float("nan"))
         lines.append(f"| {name} | {mpjpe:.1f} | {pa:.1f} |")
     claims = sampling_claims(summary)
-    table = "\n".join(lines) + "\n\n## The seed's claims (1-4)\n\n" + claims_markdown(claims)
+    table = "\n".join(lines)
+    uncertainty = result["uncertainty"]
+    calibration = None
+    if uncertainty is not None:
+        calibration = calibration_plot(uncertainty, out / "calibration.png", title="lifting")
+        table += "\n\n## Uncertainty (docs/evaluation.md#uncertainty-metrics)\n\n"
+        table += f"{uncertainty.to_markdown()}\n![calibration]({calibration.name})"
+    table += "\n\n## The seed's claims (1-4)\n\n" + claims_markdown(claims)
     print(table)
-    (out / "summary.md").write_text(table + "\n")
-    (out / "summary.json").write_text(
-        json.dumps(
-            {
-                "checkpoint": str(args.checkpoint),
-                "summary": summary,
-                "claims": claims_json(claims),
-                "plot": str(plot),
-            },
-            indent=2,
-        )
+    text = json.dumps(
+        {
+            "checkpoint": str(args.checkpoint),
+            "summary": summary,
+            "claims": claims_json(claims),
+            "plot": str(plot),
+            "uncertainty": None
+            if uncertainty is None
+            else {**uncertainty.to_dict(), "plot": str(calibration)},
+        },
+        indent=2,
     )
+    pdata.atomic_write(out / "summary.md", lambda f: f.write((table + "\n").encode()))
+    pdata.atomic_write(out / "summary.json", lambda f: f.write(text.encode()))
     print(f"wrote {out / 'summary.json'} and {plot}")
     return 0
 

@@ -14,6 +14,13 @@ the mode), training-set and mean-pose baselines (``--baselines``), an error-vers
 truncation option (``--truncate``: every crop gets the extreme-cropping augmentation, so parts of
 the body are cut off, in the spirit of AH36M). A final table is printed and saved as JSON.
 
+Uncertainty metrics (docs/evaluation.md#uncertainty-metrics) come with every dataset: the
+diversity of ``--uncertainty-samples`` random samples of the same draw (100 by default; the mode
+left out), for visible and for occluded or truncated joints (2D ground-truth confidence 0 or
+outside the crop), their calibration curve (``{dataset}_calibration.png``) and its ECE, the
+rank correlation of spread and mode error, and the log-likelihood of the ground-truth SMPL pose
+under the flow (a density over the 6D embedding, see the caveat printed with it).
+
 The scoring is ``prohmr_model.evaluation.evaluate_regression``, the protocol of the training
 run's own report: with that report's seed (``--seed``, 1234 by default), sample count (its
 largest best-of-n) and batch size (16), the figures it shares with the report are the report's;
@@ -48,6 +55,8 @@ from pipeline.session import (
 import pose_data as pdata
 from prohmr_model.evaluation import (
     GAUSSIAN_SIGMAS_M,
+    UNCERTAINTY_SAMPLES,
+    calibration_plot,
     error_vs_n_plot,
     evaluate_regression,
     mean_pose_keypoints,
@@ -74,6 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--baselines", action="store_true", help="Gaussian, training-set and mean-pose"
     )
     parser.add_argument("--truncate", action="store_true", help="extreme-crop every image")
+    parser.add_argument(
+        "--uncertainty-samples",
+        type=at_least(0),
+        default=UNCERTAINTY_SAMPLES,
+        help="random samples per image (of the same draw, after the mode) for the uncertainty "
+        f"metrics; 0 = none (default {UNCERTAINTY_SAMPLES}, at most --num-samples - 1)",
+    )
     parser.add_argument("--group-by", default="", help="npz key for a breakdown, e.g. action")
     parser.add_argument("--limit", type=at_least(1), default=None, help="first N images only")
     parser.add_argument("--batch-size", type=at_least(1), default=16)
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"checkpoint": str(args.checkpoint), "datasets": {}}
     lines = ["| dataset | metric | value (mm; PCK and AUC in %) |", "|---|---|---|"]
     claim_tables = []
+    uncertainty_tables = []
     for name in names:
         entry = entries[name]
         augmentation = None
@@ -176,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             group_labels=group_labels,
             extra_predictions=extra_predictions,
             source=f"checkpoint {args.checkpoint}",
+            uncertainty_samples=args.uncertainty_samples,
         )
         summary = evaluation.summary
         claims = sampling_claims(summary)
@@ -183,17 +201,32 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
             "claims": claims_json(claims),
             "breakdown": evaluation.accumulator.to_dict(group_by=args.group_by or None),
+            "uncertainty": None,
         }
         for metric, value in summary.items():
             lines.append(f"| {name} | {metric} | {value:.1f} |")
         error_vs_n_plot(summary, ns, out / f"{name}_error_vs_n.png", title=name)
+        if evaluation.uncertainty is not None:
+            plot = calibration_plot(
+                evaluation.uncertainty, out / f"{name}_calibration.png", title=name
+            )
+            report["datasets"][name]["uncertainty"] = {  # type: ignore[index]
+                **evaluation.uncertainty.to_dict(),
+                "plot": str(plot),
+            }
+            markdown = evaluation.uncertainty.to_markdown()
+            uncertainty_tables.append(f"### {name}\n\n{markdown}\n![calibration]({plot.name})")
         claim_tables.append(f"### {name}\n\n{claims_markdown(claims)}")
     table = "\n".join(lines)
+    if uncertainty_tables:
+        table += "\n\n## Uncertainty (docs/evaluation.md#uncertainty-metrics)\n\n"
+        table += "\n\n".join(uncertainty_tables)
     table += "\n\n## The seed's claims (claims 1-4; 5 is eval_fitting's and eval_multiview's)\n\n"
     table += "\n\n".join(claim_tables)
     print(table)
-    (out / "summary.md").write_text(table + "\n")
-    (out / "summary.json").write_text(json.dumps(report, indent=2, default=float))
+    text = json.dumps(report, indent=2, default=float)
+    pdata.atomic_write(out / "summary.md", lambda f: f.write((table + "\n").encode()))
+    pdata.atomic_write(out / "summary.json", lambda f: f.write(text.encode()))
     print(f"wrote {out / 'summary.json'}")
     return 0
 

@@ -241,10 +241,12 @@ def _report(
     ]
     return {
         "results": regression["results"],
+        "uncertainty": regression["uncertainty"],
         "claims": claims_json(claims),
         "fitting": None if fitting is None else fitting["summary"],
         "multiview": None if multiview is None else multiview["summary"],
         "plots": regression["plots"],
+        "calibration_plots": regression["calibration_plots"],
         "figure": regression["figure"],
         "phases_seconds": phases,
         "markdown": "\n\n".join(sections),

@@ -15,6 +15,7 @@ import pose_losses as pl
 from pose_body import load_mean_params
 from prohmr_model.evaluation import (
     GAUSSIAN_SIGMAS_M,
+    calibration_plot,
     error_vs_n_plot,
     evaluate_regression,
     mean_pose_keypoints,
@@ -183,8 +184,11 @@ class ProHMRSession:
         defaults and ``--baselines --kmeans`` of ``REPORT_KMEANS``): mode and best-of-n
         (``report_ns``) from one draw of ``report.max_samples`` samples per image (4096 by
         default, as the paper), k-means n, the Gaussian, training-set and mean-pose baselines;
-        an error-versus-n plot per dataset and a prediction figure. Returns {"results":
-        {dataset: summary}, "plots", "figure", "markdown"}; writes only the two figures."""
+        an error-versus-n plot per dataset and a prediction figure; the uncertainty metrics
+        (docs/evaluation.md#uncertainty-metrics) of 100 random samples of the same draw and a
+        calibration plot per dataset. Returns {"results": {dataset: summary}, "uncertainty":
+        {dataset: dict or None}, "plots", "calibration_plots", "figure", "markdown"}; writes
+        only the figures."""
         from tqdm import tqdm
 
         config = self.config
@@ -204,6 +208,9 @@ class ProHMRSession:
         baseline_generator = torch.Generator(device=device).manual_seed(REPORT_SEED + 1)
         lines = ["| dataset | metric | value (mm) |", "|---|---|---|"]
         plots = {}
+        uncertainty: dict[str, Any] = {}
+        calibration_plots = {}
+        uncertainty_sections = []
         for name in config.data.val:
             entry = self._entry(name)
             dataset = self._image_dataset(entry, train=False)
@@ -237,6 +244,19 @@ class ProHMRSession:
                     title=f"{name}: best-of-n, k-means and baselines",
                 )
             )
+            uncertainty[name] = None
+            if evaluation.uncertainty is not None:
+                uncertainty[name] = evaluation.uncertainty.to_dict()
+                calibration = calibration_plot(
+                    evaluation.uncertainty,
+                    Path(config.output_dir) / f"{name}_calibration.png",
+                    title=f"{name}: calibration of the samples",
+                )
+                calibration_plots[name] = str(calibration)
+                uncertainty_sections.append(
+                    f"### Uncertainty on {name}\n\n{evaluation.uncertainty.to_markdown()}\n"
+                    f"![calibration]({calibration.name})"
+                )
         figure = Path(config.output_dir) / "predictions.png"
         first_val = self.val_data
         batch = default_collate([first_val[i] for i in range(4)])
@@ -246,9 +266,11 @@ class ProHMRSession:
             lines.append("(no mean-pose baseline: no training set has ground-truth SMPL poses)")
         return {
             "results": results,
+            "uncertainty": uncertainty,
             "plots": plots,
+            "calibration_plots": calibration_plots,
             "figure": str(figure),
-            "markdown": "\n".join(lines),
+            "markdown": "\n\n".join(["\n".join(lines), *uncertainty_sections]),
         }
 
     def close(self) -> None:

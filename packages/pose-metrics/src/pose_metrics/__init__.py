@@ -1,4 +1,5 @@
-"""Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC.
+"""Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC,
+and the uncertainty of samples (diversity, calibration, spread-error rank correlation).
 
 Conventions: poses are (..., J, 3) joint positions in metres unless `mm_per_unit` says
 otherwise; errors are in millimetres; MPJPE is measured after subtracting a root joint
@@ -21,6 +22,15 @@ from pose_metrics.errors import (
 )
 from pose_metrics.hypotheses import BestOfNResult, SampleErrors, best_of_n
 from pose_metrics.pck_auc import auc, pck, pck_curve
+from pose_metrics.uncertainty import (
+    DEFAULT_LEVELS,
+    UncertaintyAccumulator,
+    UncertaintySummary,
+    average_ranks,
+    central_region_coverage,
+    sample_diversity,
+    spearman,
+)
 
 try:
     __version__ = version("pose-metrics")
@@ -28,6 +38,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 __all__ = [
+    "DEFAULT_LEVELS",
     "BestOfNResult",
     "GroupSummary",
     "KMeansBestOfKResult",
@@ -35,9 +46,13 @@ __all__ = [
     "MetricAccumulator",
     "MetricSummary",
     "SampleErrors",
+    "UncertaintyAccumulator",
+    "UncertaintySummary",
     "__version__",
     "auc",
+    "average_ranks",
     "best_of_n",
+    "central_region_coverage",
     "gaussian_baseline_samples",
     "joint_position_errors",
     "kmeans",
@@ -48,5 +63,7 @@ __all__ = [
     "pck",
     "pck_curve",
     "root_align",
+    "sample_diversity",
+    "spearman",
     "training_set_baseline_samples",
 ]

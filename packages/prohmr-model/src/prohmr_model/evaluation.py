@@ -17,6 +17,11 @@ feed it a model's samples batch by batch.
 - Baselines get the same scoring: Gaussian samples N(θ*, σ²I) around the mode θ* (sample 0 =
   θ* itself; σ = 1, 10, 20 cm in the paper) and poses drawn uniformly from the training set,
   as many per image as the model's draw, and fixed predictions (the mean training pose).
+- Uncertainty (``pose_metrics.UncertaintyAccumulator``, docs/evaluation.md#uncertainty-metrics):
+  the diversity of up to ``uncertainty_samples`` random samples of the same draw (visible and
+  occluded/truncated joints apart), their calibration curve and ECE, the rank correlation of
+  spread and mode error, and the log-likelihood of the ground truth under the model's flow
+  (the training NLL's path); :func:`calibration_plot` draws the curve.
 
 Non-finite predictions (a checkpoint with NaN weights, an overflow) are never scored: every
 evaluation program checks the model's poses with :func:`check_finite_predictions`, which raises
@@ -43,22 +48,44 @@ import pose_metrics as pm
 
 from .batch import to_device
 from .lifting import ProSkeleton, lifting_batch, prepend_zero_pelvis
+from .losses import nll_targets
 from .model import ProHMR
 
 __all__ = [
     "GAUSSIAN_SIGMAS_M",
+    "LIFTING_DENSITY",
+    "REGRESSION_DENSITY",
+    "UNCERTAINTY_SAMPLES",
     "NonFinitePredictionError",
     "RegressionEvaluation",
+    "calibration_plot",
     "check_finite_predictions",
     "error_vs_n_plot",
     "evaluate_lifting",
     "evaluate_regression",
     "mean_pose_keypoints",
     "score_hypotheses",
+    "visible_keypoints",
 ]
 
 GAUSSIAN_SIGMAS_M = (0.01, 0.10, 0.20)
 """The paper's Gaussian baselines: standard deviations of 1, 10 and 20 cm around the mode."""
+
+UNCERTAINTY_SAMPLES = 100
+"""Random samples per image (after the mode) that the uncertainty metrics use by default."""
+
+REGRESSION_DENSITY = (
+    "ProHMR's flow density of the ground-truth SMPL pose (global orientation and 23 body "
+    "joints) in its 6D rotation embedding, 144 numbers, in nats. It is a density over R^144, "
+    "not over SO(3)^24: values compare only between models with the same representation."
+)
+"""What the regression log-likelihood is a density over (its caveat, printed with it)."""
+
+LIFTING_DENSITY = (
+    "the lifting flow's density of the 16 ground-truth root-relative 3D joints in metres, 48 "
+    "numbers, in nats: values compare only between models over the same joints and units."
+)
+"""What the lifting log-likelihood is a density over (its caveat, printed with it)."""
 
 
 class NonFinitePredictionError(ValueError):
@@ -96,10 +123,44 @@ def batch_images(batch: dict[str, Any], fallback: int) -> str:
 
 @dataclass(frozen=True)
 class RegressionEvaluation:
-    """Per-image errors (mm) and the summary table."""
+    """Per-image errors (mm) and the summary table; the uncertainty metrics (None when fewer
+    than 2 random samples per image were drawn or they were not asked for)."""
 
     accumulator: pm.MetricAccumulator
     summary: dict[str, float]
+    uncertainty: pm.UncertaintySummary | None = None
+
+
+def visible_keypoints(keypoints_2d: Tensor) -> Tensor:
+    """(B, K, 3) crop-normalised 2D keypoints (x, y, confidence) -> (B, K) bool visibility.
+
+    A keypoint is visible when its 2D ground-truth confidence is positive (the annotation saw
+    it) and it lies inside the crop, x and y in [-0.5, 0.5] (``--truncate``'s extreme crops cut
+    joints off; their confidence stays as annotated). Everything else counts as occluded or
+    truncated.
+    """
+    inside = (keypoints_2d[..., :2].abs() <= 0.5).all(-1)
+    return (keypoints_2d[..., 2] > 0) & inside
+
+
+def _uncertainty_count(num_samples: int, wanted: int) -> int:
+    """Random samples (after the mode) the uncertainty metrics use; 0 = none (fewer than 2)."""
+    count = min(int(wanted), num_samples - 1)
+    return count if count >= 2 else 0
+
+
+def _regression_log_likelihood(
+    model: ProHMR, features: Tensor, batch: dict[str, Any]
+) -> Tensor | None:
+    """(B,) log p of each image's ground-truth SMPL pose (NaN without one), or None when the
+    items carry no SMPL annotation at all. The training NLL's path: ``nll_targets`` without
+    noise and ``ProHMR.target_log_prob``."""
+    if "smpl_params" not in batch or "has_smpl_params" not in batch:
+        return None
+    log_prob, valid = model.target_log_prob(features, nll_targets(batch, noise_std=0.0))
+    out = features.new_full((len(features),), float("nan"), dtype=torch.float32)
+    out[valid] = log_prob[:, 0].float()
+    return out
 
 
 def _chunks(total: int, size: int) -> list[tuple[int, int]]:
@@ -287,6 +348,7 @@ def evaluate_regression(
     extra_predictions: dict[str, Callable[[dict[str, Any]], Tensor]] | None = None,
     source: str = "the model",
     on_batch: Callable[[int], object] | None = None,
+    uncertainty_samples: int = UNCERTAINTY_SAMPLES,
 ) -> RegressionEvaluation:
     """Evaluate ``model`` on ``dataset`` (items as pose-data's ImageDataset returns them).
 
@@ -325,10 +387,18 @@ def evaluate_regression(
             the best of their S predictions.
         source: what the model is, for the non-finite error (e.g. "checkpoint last.pt").
         on_batch: called after each batch with its number of images (progress bars).
+        uncertainty_samples: random samples per image for the uncertainty metrics
+            (``pose_metrics.UncertaintyAccumulator``; docs/evaluation.md#uncertainty-metrics):
+            samples 1..k of the same draw, k = min(this, num_samples - 1), the mode left out
+            (it is no draw); none when k < 2 or this is 0. They draw no random numbers.
+            Visibility: :func:`visible_keypoints` of the items' ``keypoints_2d``; the
+            log-likelihood of the ground-truth SMPL pose under the flow
+            (``ProHMR.target_log_prob``, the NLL's path) for items with ``smpl_params``.
 
     Returns:
         RegressionEvaluation: the per-image values (with the breakdown labels) and the means,
-        in the order of :func:`score_hypotheses`, then the extra predictions.
+        in the order of :func:`score_hypotheses`, then the extra predictions; the uncertainty
+        summary.
 
     Raises:
         ValueError: if ``num_samples`` is smaller than a best-of-n or k-means n.
@@ -349,6 +419,11 @@ def evaluate_regression(
     other_generator = generator if baseline_generator is None else baseline_generator
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     accumulator = pm.MetricAccumulator()
+    spread_count = _uncertainty_count(num_samples, uncertainty_samples)
+    spread = None
+    if spread_count:
+        names = [pg.KEYPOINT_NAMES_44[j] for j in joints]
+        spread = pm.UncertaintyAccumulator(joint_names=names, density=REGRESSION_DENSITY)
     for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         target = batch["keypoints_3d"].float()
@@ -387,11 +462,24 @@ def evaluate_regression(
             values[f"{name}_pa_mpjpe"] = scored.min_pa_mpjpe
         groups = _batch_groups(batch, group_keys, group_labels or {})
         accumulator.add({k: v.cpu() for k, v in values.items()}, groups=groups or None)
+        if spread is not None:
+            keypoints_2d = batch.get("keypoints_2d")
+            spread.add(
+                predictions[:, 1 : 1 + spread_count],
+                target[..., :3],
+                mode=predictions[:, 0],
+                root_idx=pg.PELVIS_IDX_44,
+                joint_idx=joints,
+                mask=mask,
+                visible=None if keypoints_2d is None else visible_keypoints(keypoints_2d),
+                log_likelihood=_regression_log_likelihood(model, features, batch),
+            )
         if on_batch is not None:
             on_batch(len(target))
     overall = accumulator.summarize()[0]
     summary = {name: item.mean for name, item in overall.metrics.items()}
-    return RegressionEvaluation(accumulator, summary)
+    uncertainty = None if spread is None or not spread.num_images else spread.summarize()
+    return RegressionEvaluation(accumulator, summary, uncertainty)
 
 
 def _chordal_mean(rotmats: torch.Tensor) -> torch.Tensor:
@@ -432,11 +520,19 @@ def evaluate_lifting(
     device: torch.device | None = None,
     seed: int = 0,
     source: str = "the model",
+    uncertainty_samples: int = UNCERTAINTY_SAMPLES,
 ) -> dict[str, Any]:
     """Mode and best-of-n MPJPE / PA-MPJPE (mm, 17 joints with the zero pelvis), k-means n,
     and the Gaussian / training-set baselines, scored by :func:`score_hypotheses` on one draw of
     max(ns) samples per test row. One generator seeded with ``seed`` draws, batch by batch, the
-    samples, then k-means and the baselines. Returns a summary dict.
+    samples, then k-means and the baselines. Returns a summary dict: ``summary`` (the means),
+    ``accumulator``, ``ns`` and ``uncertainty`` (``pose_metrics.UncertaintySummary`` or None).
+
+    The uncertainty metrics (docs/evaluation.md#uncertainty-metrics) use samples 1..k of the
+    same draw, k = min(``uncertainty_samples``, max(ns) - 1) (none when k < 2), over the 16
+    joints (the zero pelvis is the root); a joint is visible when its 2D input's confidence is
+    positive; the log-likelihood is the flow's log p of the ground-truth joints (the NLL's
+    path, ``ProSkeleton.forward``'s ``target``), when the model's output has one.
 
     Raises:
         NonFinitePredictionError: naming ``source`` (e.g. "checkpoint last.pt") and the count,
@@ -451,10 +547,17 @@ def evaluate_lifting(
     train_17 = None
     if training_poses is not None:
         train_17 = prepend_zero_pelvis(training_poses.to(device).float())
+    spread_count = _uncertainty_count(num, uncertainty_samples)
+    spread = None
+    if spread_count:
+        names = [pg.KEYPOINT_NAMES_44[j] for j in pg.LIFTING_3D_IDX_44]
+        spread = pm.UncertaintyAccumulator(joint_names=names, density=LIFTING_DENSITY)
+    # the 2D input's joint of each 3D joint (the 2D inputs include the pelvis, in another order)
+    input_of_joint = [pg.LIFTING_2D_IDX_44.index(j) for j in pg.LIFTING_3D_IDX_44]
     for number, batch in enumerate(loader):
         batch = to_device(batch, device)
         keypoints_2d, target = lifting_batch(batch)
-        output = model(keypoints_2d, num_samples=num, generator=generator)
+        output = model(keypoints_2d, num_samples=num, generator=generator, target=target)
         row = number * batch_size
         check_finite_predictions(
             output.keypoints_3d,
@@ -472,9 +575,31 @@ def evaluate_lifting(
             generator=generator,
         )
         accumulator.add({k: v.cpu() for k, v in values.items()})
+        if spread is not None:
+            samples = prepend_zero_pelvis(output.keypoints_3d)
+            visible = None
+            if keypoints_2d.shape[-1] > 2:  # a confidence channel
+                seen = keypoints_2d[:, input_of_joint, 2] > 0
+                visible = torch.cat([torch.ones_like(seen[:, :1]), seen], dim=1)
+            log_prob = getattr(output, "target_log_prob", None)
+            spread.add(
+                samples[:, 1 : 1 + spread_count],
+                prepend_zero_pelvis(target),
+                mode=samples[:, 0],
+                root_idx=0,
+                joint_idx=list(range(1, 17)),
+                visible=visible,
+                log_likelihood=None if log_prob is None else log_prob.reshape(-1),
+            )
     overall = accumulator.summarize()[0]
     summary = {name: item.mean for name, item in overall.metrics.items()}
-    return {"summary": summary, "accumulator": accumulator, "ns": list(ns)}
+    uncertainty = None if spread is None or not spread.num_images else spread.summarize()
+    return {
+        "summary": summary,
+        "accumulator": accumulator,
+        "ns": list(ns),
+        "uncertainty": uncertainty,
+    }
 
 
 _BEST_OF = re.compile(r"(?:(?P<family>.+)_)?best(?P<n>\d+)|kmeans(?P<k>\d+)")
@@ -539,6 +664,54 @@ def error_vs_n_plot(
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(title)
+    figure.tight_layout()
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    temporary = destination.with_suffix(".tmp.png")
+    figure.savefig(temporary, dpi=110)
+    temporary.replace(destination)
+    return destination
+
+
+def calibration_plot(summary: pm.UncertaintySummary, path: str | Path, *, title: str) -> Path:
+    """The calibration curve of an uncertainty summary, as a PNG.
+
+    Observed coverage against the level p (``summary.coverage``, one thick line, with the ECE in
+    the legend) and one thin line per joint, over the diagonal of perfect calibration: below
+    it the samples are too narrow (over-confident), above too wide. Matplotlib is the optional
+    dependency ``prohmr-model[plots]``; drawn without pyplot, as :func:`error_vs_n_plot`.
+
+    Raises:
+        ModuleNotFoundError: naming the extra, if matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            "calibration_plot needs matplotlib, the optional dependency of prohmr-model's "
+            "'plots' extra: pip install 'prohmr-model[plots]'"
+        ) from error
+    figure = Figure(figsize=(5.5, 5))
+    axis = figure.subplots()
+    levels = list(summary.levels)
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
+    for joint_curve in summary.coverage_per_joint:  # unlabelled: the table names them
+        axis.plot(levels, joint_curve, linewidth=0.8, alpha=0.35)
+    axis.plot(
+        levels,
+        summary.coverage,
+        marker="o",
+        linewidth=2.2,
+        color="black",
+        label=f"all joints (ECE {summary.ece:.3f})",
+    )
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("level p of the samples' central region")
+    axis.set_ylabel("fraction of ground-truth joints inside")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8, loc="upper left", title="thin lines: single joints", title_fontsize=7)
+    axis.set_title(f"{title} ({summary.num_images} images, {summary.num_samples} samples)")
     figure.tight_layout()
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)

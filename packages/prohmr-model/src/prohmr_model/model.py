@@ -164,6 +164,25 @@ class ProHMR(nn.Module):
         )
         if target_pose_6d is None:
             return output
+        log_prob, _ = self.target_log_prob(features, target_pose_6d)
+        return replace(output, target_log_prob=log_prob)
+
+    def target_log_prob(self, features: Tensor, target_pose_6d: Tensor) -> tuple[Tensor, Tensor]:
+        """log p(pose | image) of ground-truth 6D poses under the flow: the NLL's log-density.
+
+        The one path of the training NLL (``forward``'s ``target_pose_6d``) and the evaluation's
+        log-likelihood. It is a density over the 6D embedding in R^144 (nats), not over
+        SO(3)^24: values compare only between models with the same representation.
+
+        Args:
+            features: (B, C) backbone features.
+            target_pose_6d: (B, 144) ground-truth 6D poses (``losses.nll_targets``), NaN rows
+                for images without one.
+
+        Returns:
+            (log_prob (V, 1) float32 of the V annotated rows in order, valid (B,) bool): the
+            rows without a pose never enter the flow.
+        """
         valid = torch.isfinite(target_pose_6d).all(dim=-1)
         if bool(valid.any()):
             log_prob, _ = self.flow.log_prob(
@@ -171,7 +190,7 @@ class ProHMR(nn.Module):
             )
         else:
             log_prob = features.new_zeros((0, 1)).float()
-        return replace(output, target_log_prob=log_prob)
+        return log_prob, valid
 
     def decode(
         self,
