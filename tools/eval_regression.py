@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from pipeline.claims import claims_json, claims_markdown, sampling_claims
 from pipeline.cli import add_precision_argument, at_least, check_output_args
+from pipeline.data import add_data_file_arguments, data_file_entries
+from pipeline.exports import add_export_arguments, export_dataset
 from pipeline.runtime import pick_device
 from pipeline.session import (
     REPORT_NS,
@@ -58,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", nargs="*", default=None, help="registry names (default: val)")
+    add_data_file_arguments(parser)
+    add_export_arguments(parser)
     parser.add_argument(
         "--num-samples",
         type=at_least(1),
@@ -105,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint, device=device, overrides=args.set, precision=args.precision
     )
     registry = config_registry(config)
-    names = args.dataset or list(config.data.val)
+    names = list(args.dataset or ([] if args.data_file else config.data.val))
     entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}
+    files = data_file_entries(args)
+    entries.update(files)
+    names += list(files)
     # k-means n is compared with n random samples: best-of-n at every k-means n too
     ns = {n for n in (args.ns or REPORT_NS) if n <= args.num_samples}
     ns = tuple(sorted(ns | set(args.kmeans)))
@@ -188,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {name} | {metric} | {value:.1f} |")
         error_vs_n_plot(summary, ns, out / f"{name}_error_vs_n.png", title=name)
         claim_tables.append(f"### {name}\n\n{claims_markdown(claims)}")
+        export_dataset(args, model, config, entry, out, device=device)
     table = "\n".join(lines)
     table += "\n\n## The seed's claims (claims 1-4; 5 is eval_fitting's and eval_multiview's)\n\n"
     table += "\n\n".join(claim_tables)
