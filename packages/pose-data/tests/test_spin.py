@@ -141,6 +141,7 @@ def test_h36m17_layout_on_synthetic_arrays() -> None:
     mpi_order = np.asarray(SPIN_JOINT_LAYOUTS["mpi_inf_3dhp17"])
     for source, target in enumerate(SPIN_JOINT_LAYOUTS["h36m17"]):
         mpi[:, np.flatnonzero(mpi_order == target)] = S[:, [source]]
+    mpi[:, 0] = S[:, 10] + [0.0, -0.1, 0.0, 0.0]  # MPI-INF-3DHP's head top
     spin_npz_to_prohmr({**arrays, "S": mpi}, joint_layout="mpi_inf_3dhp17")
     with pytest.raises(ValueError, match="does not look like joint_layout 'h36m17'"):
         spin_npz_to_prohmr({**arrays, "S": mpi}, joint_layout="h36m17")
