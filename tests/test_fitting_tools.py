@@ -13,6 +13,7 @@ import pytest
 import torch
 from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
+import pose_geometry as pg
 from pose_fitting.testing import cxx_compiler
 from prohmr_model.precision import native_bf16
 
@@ -348,6 +349,37 @@ def test_demo_exports_params_meshes_and_humandata(loaded, checkpoint: Path, tmp_
     mesh = trimesh.load(tmp_path / "im1010_p0_fit.obj", process=False)
     assert mesh.vertices.shape == (6890, 3)
     np.testing.assert_array_equal(mesh.faces, faces)
+
+
+def test_eval_fitting_exports_the_fits_in_the_full_image(checkpoint: Path, tmp_path) -> None:
+    from pose_body import read_obj
+    from pose_data.humandata import read_humandata
+
+    code = load_tool("eval_fitting").main(
+        [
+            "--checkpoint", str(checkpoint), "--limit", "2", "--batch-size", "2",
+            "--max-iters", "2", "--no-smplify", "--out", str(tmp_path), "--device", "cpu",
+            "--save-params", "--save-mesh", "--save-humandata",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    exports = tmp_path / "exports"
+    records = sorted(exports.glob("0*.npz"))
+    assert [p.name for p in records] == ["00000_000000_0.npz", "00001_000001_0.npz"]
+    assert (exports / "fits_humandata.npz").is_file()
+    vertices, _ = read_obj(records[1].with_suffix(".obj"))
+    assert vertices.shape == (6890, 3) and vertices[:, 2].min() > 0
+    record = np.load(records[1])
+    # the record's 2D keypoints are its 3D keypoints seen by the full image's camera
+    projected = pg.project_points(
+        torch.from_numpy(record["keypoints_3d"]),
+        focal_px=float(record["focal_length"]),
+        center_px=torch.from_numpy(record["image_size"] / 2),
+    )
+    np.testing.assert_allclose(projected.numpy(), record["keypoints_2d"], atol=1e-3)
+    humandata = read_humandata(exports / "fits_humandata.npz")
+    assert humandata["image_path"].tolist() == ["val/000000_0.jpg", "val/000001_0.jpg"]
+    np.testing.assert_allclose(humandata["smpl"]["transl"][1], record["transl"], rtol=1e-6)
 
 
 def test_visualize_latent_grid(checkpoint: Path, tmp_path: Path) -> None:

@@ -80,3 +80,16 @@ def test_shapes_that_do_not_match_are_named() -> None:
         )
     with pytest.raises(ValueError, match="`transl` must have shape"):
         save_meshes("x", torch.zeros(2, 4, 3), torch.zeros(3, 3), torch.zeros(1, 3))
+
+
+def test_prediction_save_writes_params_and_meshes(prediction, tmp_path) -> None:
+    model, result = prediction
+    paths = result.save(tmp_path / "person", faces=model.faces)
+    assert [p.name for p in paths] == ["person.npz", "person.json", "person.obj"]
+    assert np.load(paths[0])["body_pose"].shape == (69,)
+    vertices, faces = read_obj(paths[2])
+    assert vertices.shape == (6890, 3)
+    np.testing.assert_array_equal(faces, model.faces.numpy())
+    every = result.save(tmp_path / "all", faces=model.faces, samples=True)
+    assert [p.name for p in every[2:]] == ["all.obj", "all_sample001.obj", "all_sample002.obj"]
+    assert np.load(every[0])["body_pose"].shape == (3, 69)
