@@ -125,7 +125,7 @@ def test_written_humandata_reads_back(tmp_path) -> None:
     assert content["smpl"]["body_pose"].shape == (n, 23, 3)
     assert content["smpl"]["global_orient"].shape == (n, 3)
     assert content["bbox_xywh"].shape == (n, 5)
-    assert content["meta"]["gender"] == ["female", "neutral"]
+    assert content["meta"]["gender"] == ["f", "n"]
     assert content["keypoints2d_convention"] == "openpose_25"
     np.testing.assert_allclose(content["keypoints2d"][..., :2], keypoints2d[:, list(BODY25_TO_44)])
     np.testing.assert_allclose(content["keypoints3d"][..., 3], 1.0)

@@ -415,7 +415,8 @@ def write_humandata(
             ``keypoints2d`` in the "openpose_25" convention (confidence 1 if not given) with
             an all-ones mask.
         keypoints3d: (N, 44, 3 or 4) metres, the same way.
-        gender: (N,) 'm'/'f'/'n' (stored as 'male'/'female'/'neutral' in ``meta``).
+        gender: (N,) 'm'/'f'/'n', stored as ``meta['gender']`` as given (the letters of
+            mmhuman3d's 3DPW files).
         meta: more per-row metadata for ``meta``.
         config: the ``config`` string.
 
@@ -446,11 +447,10 @@ def write_humandata(
     }
     info: dict[str, Any] = dict(meta or {})
     if gender is not None:
-        long = {"m": "male", "f": "female", "n": "neutral"}
         values = [str(g) for g in gender]
-        if len(values) != n or any(g not in long for g in values):
+        if len(values) != n or any(g not in ("m", "f", "n") for g in values):
             raise ValueError(f"`gender` must list {n} of 'm', 'f', 'n', got {values[:5]}")
-        info["gender"] = [long[g] for g in values]
+        info["gender"] = values
     arrays: dict[str, Any] = {
         "__key_strict__": np.asarray(False),
         "__data_len__": np.asarray(n),
