@@ -13,6 +13,7 @@ import pytest
 import torch
 from pipeline.testing import load_tool, run_train_prohmr, tiny_prohmr_overrides
 
+import pose_geometry as pg
 from pose_fitting.testing import cxx_compiler
 from prohmr_model.precision import native_bf16
 
@@ -301,6 +302,84 @@ def test_demo_with_a_box_regresses_without_fitting(loaded, checkpoint: Path, tmp
     record = json.loads((tmp_path / "demo_summary.json").read_text())[0]
     assert record["fit"].startswith("no keypoints")
     assert record["box_size"] == pytest.approx(1.2 * 56)
+
+
+def test_demo_exports_params_meshes_and_humandata(loaded, checkpoint: Path, tmp_path) -> None:
+    from pose_body import read_obj
+    from pose_data.humandata import read_humandata
+
+    model, _ = loaded
+    tool = load_tool("demo")
+    code = tool.main(
+        [
+            "--checkpoint", str(checkpoint), "--image", str(SPIN_EXAMPLE / "im1010.jpg"),
+            "--openpose", str(SPIN_EXAMPLE / "im1010_openpose.json"), "--out", str(tmp_path),
+            "--num-samples", "3", "--max-iters", "2", "--display-size", "64", "--device", "cpu",
+            "--save-params", "--save-mesh", "--save-samples", "--save-humandata",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    names = {path.name for path in tmp_path.iterdir()}
+    expected = {f"im1010_p0_regression{s}" for s in (".npz", ".json", ".obj")}
+    expected |= {f"im1010_p0_fit{s}" for s in (".npz", ".json", ".obj")}
+    expected |= {"im1010_p0_regression_sample001.obj", "im1010_p0_regression_sample002.obj"}
+    assert expected | {"demo_humandata.npz"} <= names
+    faces = model.body_model.faces.numpy()
+    for name in ("im1010_p0_fit.obj", "im1010_p0_regression_sample002.obj"):
+        vertices, read_faces = read_obj(tmp_path / name)
+        assert vertices.shape == (6890, 3) and vertices[:, 2].min() > 0  # in front of the camera
+        np.testing.assert_array_equal(read_faces, faces)
+    # the fit is exported in the FULL image's camera: its keypoints fall on the OpenPose ones
+    # as closely as the fit's own error (measured in the 224-px crop) says
+    fit = np.load(tmp_path / "im1010_p0_fit.npz")
+    regression = np.load(tmp_path / "im1010_p0_regression.npz")
+    assert regression["body_pose"].shape == (3, 69) and fit["body_pose"].shape == (69,)
+    vertices, _ = read_obj(tmp_path / "im1010_p0_fit.obj")
+    summary = json.loads((tmp_path / "demo_summary.json").read_text())[0]
+    target = json.loads((SPIN_EXAMPLE / "im1010_openpose.json").read_text())
+    openpose = np.asarray(target["people"][0]["pose_keypoints_2d"]).reshape(25, 3)
+    seen = openpose[:, 2] > 0
+    error = np.linalg.norm(fit["keypoints_2d"][:25][seen] - openpose[seen, :2], axis=1).mean()
+    crop_error = summary["keypoint_error_crop224_px_after"] * summary["box_size"] / 224
+    assert error == pytest.approx(crop_error, rel=0.05)
+    humandata = read_humandata(tmp_path / "demo_humandata.npz")
+    np.testing.assert_allclose(humandata["smpl"]["transl"][0], fit["transl"])
+    np.testing.assert_allclose(humandata["smpl"]["body_pose"][0].reshape(69), fit["body_pose"])
+    trimesh = pytest.importorskip("trimesh")  # hatch.toml's test env has it
+    mesh = trimesh.load(tmp_path / "im1010_p0_fit.obj", process=False)
+    assert mesh.vertices.shape == (6890, 3)
+    np.testing.assert_array_equal(mesh.faces, faces)
+
+
+def test_eval_fitting_exports_the_fits_in_the_full_image(checkpoint: Path, tmp_path) -> None:
+    from pose_body import read_obj
+    from pose_data.humandata import read_humandata
+
+    code = load_tool("eval_fitting").main(
+        [
+            "--checkpoint", str(checkpoint), "--limit", "2", "--batch-size", "2",
+            "--max-iters", "2", "--no-smplify", "--out", str(tmp_path), "--device", "cpu",
+            "--save-params", "--save-mesh", "--save-humandata",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    exports = tmp_path / "exports"
+    records = sorted(exports.glob("0*.npz"))
+    assert [p.name for p in records] == ["00000_000000_0.npz", "00001_000001_0.npz"]
+    assert (exports / "fits_humandata.npz").is_file()
+    vertices, _ = read_obj(records[1].with_suffix(".obj"))
+    assert vertices.shape == (6890, 3) and vertices[:, 2].min() > 0
+    record = np.load(records[1])
+    # the record's 2D keypoints are its 3D keypoints seen by the full image's camera
+    projected = pg.project_points(
+        torch.from_numpy(record["keypoints_3d"]),
+        focal_px=float(record["focal_length"]),
+        center_px=torch.from_numpy(record["image_size"] / 2),
+    )
+    np.testing.assert_allclose(projected.numpy(), record["keypoints_2d"], atol=1e-3)
+    humandata = read_humandata(exports / "fits_humandata.npz")
+    assert humandata["image_path"].tolist() == ["val/000000_0.jpg", "val/000001_0.jpg"]
+    np.testing.assert_allclose(humandata["smpl"]["transl"][1], record["transl"], rtol=1e-6)
 
 
 def test_visualize_latent_grid(checkpoint: Path, tmp_path: Path) -> None:

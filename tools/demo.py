@@ -25,6 +25,14 @@ blue, with the regression's mode, translucent pink, placed at the fitted camera)
 ``_summary.png`` (the two rows). A line per person
 reports the fit: 2D error before and after (pixels of the 224-px crop), iterations and the
 stopping reason.
+
+Exports (``prohmr_model.export``; docs/evaluation.md#exports), in the camera frame of the FULL
+image (principal point at the image centre; focal ``5000 · max(W, H) / 224`` px as
+``prohmr_model.Predictor``, or the fit's 5000 px with ``--full-frame``; each record stores its
+``focal_length``): ``--save-params`` writes ``<tag>_regression.{npz,json}`` (the mode; every
+sample with ``--save-samples``) and ``<tag>_fit.{npz,json}``; ``--save-mesh`` the same bodies as
+``<tag>_regression.obj`` (``_sample001.obj``... with ``--save-samples``) and ``<tag>_fit.obj``;
+``--save-humandata`` one ``demo_humandata.npz`` with a row per person (the fit, else the mode).
 """
 
 from __future__ import annotations
@@ -46,9 +54,11 @@ from pipeline.session import load_prohmr_checkpoint
 import pose_data as pdata
 import pose_geometry as pg
 from pose_body.render import Mesh, draw_keypoints, render_meshes, side_view
+from pose_data.humandata import write_humandata
 from pose_data.io import atomic_write
 from pose_fitting import FittingCamera, KeypointFittingOptions, StoppingRules
 from prohmr_model.evaluation import check_finite_predictions
+from prohmr_model.export import body_record, save_meshes, save_params
 from prohmr_model.fitting import FIT_COLOUR, fit_mode, freeze, keypoint_error, mesh_vertices
 from prohmr_model.model import VIRTUAL_CROP_PX
 from prohmr_model.visualize import MODE_COLOUR, render_hypotheses
@@ -98,6 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     add_precision_argument(parser)
     parser.add_argument("--set", nargs="*", default=[], help="config overrides (key=value)")
+    parser.add_argument("--save-params", action="store_true", help="SMPL npz + JSON per person")
+    parser.add_argument("--save-mesh", action="store_true", help="OBJ meshes per person")
+    parser.add_argument("--save-samples", action="store_true", help="export every sample too")
+    parser.add_argument("--save-humandata", action="store_true", help="demo_humandata.npz")
     args = parser.parse_args(argv)
     if (args.image is None) == (args.image_dir is None):
         parser.error("give either --image (with --openpose, --box or --bbox-json) or --image-dir")
@@ -127,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     summary = []
+    bodies: list[dict] = []
     cache: dict[Path, np.ndarray] = {}
     for person in people:
         if person.image not in cache:
@@ -139,9 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             args=args,
             device=device,
             generator=generator,
+            bodies=bodies,
         )
         summary.append(record)
         print(json.dumps(record), flush=True)
+    if args.save_humandata:
+        _save_humandata(args.out / "demo_humandata.npz", bodies)
     (args.out / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     print(f"wrote {len(summary)} people to {args.out}")
     return 0
@@ -207,8 +225,12 @@ def process_person(
     args: argparse.Namespace,
     device: torch.device,
     generator: torch.Generator,
+    bodies: list[dict] | None = None,
 ) -> dict:
-    """Regression, samples, fitting and pictures for one person; returns a summary record."""
+    """Regression, samples, fitting and pictures for one person; returns a summary record.
+
+    The person's exported body (the fit, else the mode: a ``body_record``) is appended to
+    ``bodies``."""
     keypoints = person.keypoints if person.keypoints is not None else np.zeros((44, 3), np.float32)
     example = pdata.crop_and_augment(
         image_bgr,
@@ -254,13 +276,42 @@ def process_person(
     )  # fmt: skip
     _save(args.out / f"{person.tag}_regression.png", regression_row)
     record: dict = {"person": person.tag, "image": str(person.image), "box_size": person.size}
+    frame = _FullFrame(model, person, image_bgr, args)
+    pick = slice(None) if args.save_samples else slice(0, 1)
+    regression = frame.record(
+        output.global_orient[0, pick],
+        output.body_pose[0, pick],
+        output.betas[0, pick],
+        output.keypoints_3d[0, pick],
+        frame.from_crop_camera(output.camera[0, pick].float()),
+        log_prob=output.log_prob[0, pick],
+    )
+    _export(args, f"{person.tag}_regression", regression, verts[pick], faces)
     if person.keypoints is None:
         record["fit"] = "no keypoints: regression only"
         _save(args.out / f"{person.tag}_summary.png", regression_row)
+        if bodies is not None:
+            bodies.append(_first(regression, person))
         return record
 
     fit, camera, targets, scale_to_display = _fit(model, output, person, example, args, device)
     fitted_verts = mesh_vertices(body, fit.global_orient, fit.body_pose, fit.betas)[0]
+    if args.full_frame:
+        fit_translation = fit.camera_translation.float()
+    else:
+        fit_translation = frame.from_crop_camera(
+            pg.translation_to_weak_perspective(
+                fit.camera_translation.float(),
+                focal_length_px=model.focal_length,
+                crop_size_px=VIRTUAL_CROP_PX,
+            )
+        )
+    fitted = frame.record(
+        fit.global_orient, fit.body_pose, fit.betas, fit.keypoints_3d, fit_translation
+    )
+    _export(args, f"{person.tag}_fit", fitted, fitted_verts[None], faces)
+    if bodies is not None:
+        bodies.append(_first(fitted, person))
     crop_translation = _crop_translation(fit.camera_translation, person, camera, args, model)
     fitted_crop = (fitted_verts + crop_translation[0]).cpu().numpy()
     fit_mesh = Mesh(vertices=fitted_crop, faces=faces, color=FIT_COLOUR, alpha=1.0)
@@ -317,6 +368,103 @@ def process_person(
         }
     )
     return record
+
+
+class _FullFrame:
+    """The camera of the full image the exports are in (see the module docstring)."""
+
+    def __init__(self, model, person: Person, image_bgr: np.ndarray, args) -> None:
+        height, width = image_bgr.shape[:2]
+        self.image_size = (float(width), float(height))
+        side = max(width, height)
+        self.focal = (
+            float(model.focal_length)
+            if args.full_frame
+            else float(model.focal_length) * side / VIRTUAL_CROP_PX
+        )
+        self.person = person
+
+    def from_crop_camera(self, camera: torch.Tensor) -> torch.Tensor:
+        """(N, 3) full-image translations of (N, 3) weak-perspective cameras of the box."""
+        return pg.crop_camera_to_full_frame_translation(
+            camera,
+            box_center_px=torch.as_tensor(self.person.center, dtype=camera.dtype).to(camera),
+            box_size_px=float(self.person.size),
+            image_size_px=torch.tensor(self.image_size, dtype=camera.dtype).to(camera),
+            focal_length_px=self.focal,
+        )
+
+    def record(self, orient, pose, betas, keypoints_3d, transl, log_prob=None) -> dict:
+        """``prohmr_model.export.body_record`` of N bodies with their projected keypoints."""
+        keypoints_2d = pg.project_points(
+            keypoints_3d.float(),
+            focal_px=self.focal,
+            center_px=torch.tensor(self.image_size).to(transl) / 2,
+            translation=transl,
+        )
+        extra = {"box_center": self.person.center, "box_size": self.person.size}
+        if log_prob is not None:
+            extra["log_prob"] = log_prob
+        return body_record(
+            global_orient=orient.reshape(-1, 3, 3),
+            body_pose=pose,
+            betas=betas,
+            transl=transl,
+            focal_length=self.focal,
+            image_size=self.image_size,
+            keypoints_3d=keypoints_3d,
+            keypoints_2d=keypoints_2d,
+            extra=extra,
+        )
+
+
+def _export(args, name: str, record: dict, vertices: torch.Tensor, faces) -> None:
+    """``--save-params`` / ``--save-mesh`` files of one person's record (N bodies)."""
+    if args.save_params:
+        save_params(args.out / name, record if len(record["betas"]) > 1 else _first(record))
+    if args.save_mesh:
+        save_meshes(
+            args.out / name,
+            vertices.cpu(),
+            torch.from_numpy(record["transl"]),
+            torch.as_tensor(faces),
+        )
+
+
+def _first(record: dict, person: Person | None = None) -> dict:
+    """The first body of an N-body record (N axis dropped), with the person's image."""
+    first = {key: value[0] if key not in _SHARED_KEYS else value for key, value in record.items()}
+    if person is not None:
+        first["image_path"] = str(person.image)
+    return first
+
+
+_SHARED_KEYS = {"focal_length", "image_size", "box_center", "box_size"}
+
+
+def _save_humandata(path: Path, bodies: list[dict]) -> None:
+    """One HumanData file of every person's exported body (boxes: the square crop boxes)."""
+    boxes = [
+        [*(np.asarray(b["box_center"]) - b["box_size"] / 2), b["box_size"], b["box_size"]]
+        for b in bodies
+    ]
+    write_humandata(
+        path,
+        image_path=[b["image_path"] for b in bodies],
+        bbox_xywh=np.asarray(boxes, dtype=np.float64),
+        global_orient=np.stack([b["global_orient"] for b in bodies]),
+        body_pose=np.stack([b["body_pose"] for b in bodies]),
+        betas=np.stack([b["betas"] for b in bodies]),
+        transl=np.stack([b["transl"] for b in bodies]),
+        keypoints2d=np.stack([b["keypoints_2d"] for b in bodies]),
+        keypoints3d=np.stack([b["keypoints_3d"] for b in bodies]),
+        meta={
+            "focal_length": [float(b["focal_length"]) for b in bodies],
+            "image_size": [np.asarray(b["image_size"]).tolist() for b in bodies],
+        },
+        config="prohmr_demo",
+    )
+    print(f"wrote {len(bodies)} people to {path}")
 
 
 def _frame_scale(person: Person, args: argparse.Namespace) -> float:

@@ -20,6 +20,9 @@ the dataset: by default (``--focal-px auto``) each image's own focal length from
 ``focal`` array when it has one (the synthetic world does), so the camera model matches how the
 images were made, and ProHMR's 5000 px otherwise; ``--focal-px dataset`` requires the array,
 a number fixes the focal length for every image.
+
+``--save-params`` / ``--save-mesh`` / ``--save-humandata`` export each image's ProHMR fit, in
+the full image's camera it was fitted in (``<out>/exports/``; docs/evaluation.md#exports).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pipeline.cli import add_precision_argument, at_least, check_output_args, positive_float
+from pipeline.exports import FitExports, add_export_arguments, wants_exports
 from pipeline.runtime import pick_device
 from pipeline.session import config_registry, load_prohmr_checkpoint, registry_entry
 
@@ -104,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(KeypointFittingOptions.compile; compiled on the first batch, same values up to "
         "rounding)",
     )
+    add_export_arguments(parser, samples=False)
     args = parser.parse_args(argv)
     out = args.out or args.checkpoint.parent.parent / "eval_fitting"
     check_output_args(parser, dirs={"--out": out})
@@ -173,11 +178,13 @@ def run(args: argparse.Namespace) -> dict:
     seconds = dict.fromkeys(methods, 0.0)
     fit_reasons: dict[str, int] = {}
     body_fast = body_keypoints(model.body_model, path="fast")
+    exports = FitExports(args, model.body_model, out) if wants_exports(args) else None
     started = time.perf_counter()
     for start in range(0, count, args.batch_size):
         rows = list(range(start, min(start + args.batch_size, count)))
         batch = to_device(torch.utils.data.default_collate([dataset[i] for i in rows]), device)
         focal = focal_per_image[rows].to(device)
+        kept: dict = {}
         values, times, reasons = evaluate_batch(
             model,
             batch,
@@ -189,7 +196,10 @@ def run(args: argparse.Namespace) -> dict:
             smplify_options=smplify_options,
             source=f"checkpoint {args.checkpoint}",
             where=f" for images {rows[0]}-{rows[-1]}",
+            keep=kept if exports is not None else None,
         )
+        if exports is not None:
+            exports.add(batch, kept["fit"], kept["camera"], rows)
         accumulator.add(values)
         for name, value in times.items():
             seconds[name] += value
@@ -198,6 +208,9 @@ def run(args: argparse.Namespace) -> dict:
         done = rows[-1] + 1
         print(f"{done} / {count} images ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    if exports is not None:
+        exports.finish(entry.image_dir)
+        print(f"wrote the fits' exports under {out / 'exports'}")
     summary = {k: v.mean for k, v in accumulator.summarize()[0].metrics.items()}
     table = _table(summary, seconds, count, methods)
     header = (
@@ -258,8 +271,11 @@ def evaluate_batch(
     smplify_options: SMPLifyOptions,
     source: str = "the model",
     where: str = "",
+    keep: dict | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float], list[str]]:
     """Regression, ProHMR fitting and SMPLify on one batch; per-image metric values.
+
+    ``keep``, if given, receives the ProHMR ``fit`` and its ``camera`` (for the exports).
 
     Raises:
         NonFinitePredictionError: naming ``source`` (with the method) and the count, if the
@@ -287,6 +303,8 @@ def evaluate_batch(
     times["prohmr_fit"] = time.perf_counter() - tic
     predictions["prohmr_fit"] = fit.keypoints_3d
     translations["prohmr_fit"] = fit.camera_translation
+    if keep is not None:
+        keep.update(fit=fit, camera=camera)
     if prior is not None:
         tic = time.perf_counter()
         smplify = fit_smplify(

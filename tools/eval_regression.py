@@ -41,6 +41,8 @@ from pathlib import Path
 import torch
 from pipeline.claims import claims_json, claims_markdown, sampling_claims
 from pipeline.cli import add_precision_argument, at_least, check_output_args
+from pipeline.data import add_data_file_arguments, data_file_entries
+from pipeline.exports import add_export_arguments, export_dataset
 from pipeline.runtime import pick_device
 from pipeline.session import (
     REPORT_NS,
@@ -67,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--dataset", nargs="*", default=None, help="registry names (default: val)")
+    add_data_file_arguments(parser)
+    add_export_arguments(parser)
     parser.add_argument(
         "--num-samples",
         type=at_least(1),
@@ -121,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint, device=device, overrides=args.set, precision=args.precision
     )
     registry = config_registry(config)
-    names = args.dataset or list(config.data.val)
+    names = list(args.dataset or ([] if args.data_file else config.data.val))
     entries = {name: registry_entry(registry, name, kinds=("image",)) for name in names}
+    files = data_file_entries(args)
+    entries.update(files)
+    names += list(files)
     # k-means n is compared with n random samples: best-of-n at every k-means n too
     ns = {n for n in (args.ns or REPORT_NS) if n <= args.num_samples}
     ns = tuple(sorted(ns | set(args.kmeans)))
@@ -217,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             markdown = evaluation.uncertainty.to_markdown()
             uncertainty_tables.append(f"### {name}\n\n{markdown}\n![calibration]({plot.name})")
         claim_tables.append(f"### {name}\n\n{claims_markdown(claims)}")
+        export_dataset(args, model, config, entry, out, device=device)
     table = "\n".join(lines)
     if uncertainty_tables:
         table += "\n\n## Uncertainty (docs/evaluation.md#uncertainty-metrics)\n\n"

@@ -213,6 +213,18 @@ def test_npz_readers_never_unpickle_object_arrays(reader, tmp_path) -> None:
     assert "hostile.npz" in str(info.value) or "pickle" in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("reader", ["read_humandata", "convert_humandata"])
+def test_humandata_object_arrays_are_unpickled_restrictedly(reader, tmp_path) -> None:
+    """HumanData keeps dicts in object arrays, so its reader unpickles them, restrictedly."""
+    marker = tmp_path / "executed"
+    path = write_hostile("npz-object", tmp_path / "hostile.npz", marker)
+    load = _pose_data(reader)
+    if reader == "convert_humandata":
+        _refused(lambda p: load(p, tmp_path / "out.npz"), path, marker, names_global=True)
+    else:
+        _refused(load, path, marker, names_global=True)
+
+
 # --- YAML: configs and the dataset registry are read with safe_load --------------------------
 
 

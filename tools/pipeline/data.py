@@ -3,6 +3,7 @@ position-keyed samplers, used by pipeline.training_run)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ __all__ = [
     "KEYPOINT_LISTS",
     "DatasetEntry",
     "DatasetRegistry",
+    "add_data_file_arguments",
+    "data_file_entries",
     "load_registry",
 ]
 
@@ -190,3 +193,51 @@ def load_registry(
             made_by=spec.get("made_by") or "",
         )
     return DatasetRegistry(entries, registry)
+
+
+def add_data_file_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data-file`` (image npz files outside the registry, e.g. a converted HumanData file),
+    ``--image-dir`` and ``--keypoint-list`` for them."""
+    parser.add_argument(
+        "--data-file",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="image npz files to evaluate besides --dataset (named by their stem)",
+    )
+    parser.add_argument(
+        "--image-dir", type=Path, default=None, help="folder the --data-file imgnames are in"
+    )
+    parser.add_argument(
+        "--keypoint-list",
+        choices=sorted(KEYPOINT_LISTS),
+        default="lsp14",
+        help="evaluation keypoints of the --data-file sets",
+    )
+
+
+def data_file_entries(args: argparse.Namespace) -> dict[str, DatasetEntry]:
+    """Registry-like entries of ``--data-file`` (see `add_data_file_arguments`).
+
+    Raises:
+        SystemExit: naming the flag if a file is missing or ``--image-dir`` is not given.
+    """
+    entries: dict[str, DatasetEntry] = {}
+    for path in args.data_file:
+        if not path.is_file():
+            raise SystemExit(f"--data-file {path}: no such file")
+        if args.image_dir is None:
+            raise SystemExit("--data-file needs --image-dir (the folder its imgnames are in)")
+        if path.stem in entries:
+            raise SystemExit(f"--data-file: two files are named {path.stem!r}")
+        entries[path.stem] = DatasetEntry(
+            name=path.stem,
+            type="image",
+            file=path,
+            image_dir=args.image_dir,
+            keypoint_list=KEYPOINT_LISTS[args.keypoint_list],
+            keypoint_list_name=args.keypoint_list,
+            use_hips=False,
+            mean_stats=None,
+        )
+    return entries

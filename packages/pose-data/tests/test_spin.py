@@ -1,7 +1,15 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from pose_data import ImageDataset, read_prohmr_npz, spin_npz_to_prohmr
+from pose_data import (
+    H36M17_TO_44,
+    SPIN_JOINT_LAYOUTS,
+    ImageDataset,
+    read_prohmr_npz,
+    spin_npz_to_prohmr,
+)
 
 
 def test_h36m_spin_file(shared_data, tmp_path):
@@ -89,3 +97,68 @@ def test_errors():
         spin_npz_to_prohmr(base, joint_layout="mpi_inf_3dhp17")
     with pytest.raises(ValueError, match=r"`part` .* \(1, 24, 3\)"):
         spin_npz_to_prohmr({**base, "part": np.zeros((1, 24, 2))})
+
+
+def _h36m17_skeleton(n: int, seed: int = 0) -> np.ndarray:
+    """(n, 17, 4) H36M-17 joints (metres, confidence 1): a standing body, jittered."""
+    rest = np.array(
+        [
+            [0.0, 0.0, 0.0], [-0.12, 0.0, 0.0], [-0.12, 0.45, 0.0], [-0.12, 0.9, 0.0],
+            [0.12, 0.0, 0.0], [0.12, 0.45, 0.0], [0.12, 0.9, 0.0], [0.0, -0.25, 0.0],
+            [0.0, -0.5, 0.0], [0.0, -0.6, -0.05], [0.0, -0.7, 0.0], [0.18, -0.5, 0.0],
+            [0.2, -0.25, 0.0], [0.22, 0.0, 0.0], [-0.18, -0.5, 0.0], [-0.2, -0.25, 0.0],
+            [-0.22, 0.0, 0.0],
+        ]
+    )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    joints = rest + rng.normal(scale=0.01, size=(n, 17, 3)) + [0.0, 0.0, 4.0]
+    joints[:, 0] = (joints[:, 1] + joints[:, 4]) / 2  # the pelvis between the hips
+    return np.concatenate([joints, np.ones((n, 17, 1))], axis=-1)
+
+
+def test_h36m17_layout_on_synthetic_arrays() -> None:
+    S = _h36m17_skeleton(3)
+    arrays = {"imgname": np.array(["a", "b", "c"]), "center": np.zeros((3, 2))}
+    arrays.update(scale=np.ones(3), S=S)
+    out = spin_npz_to_prohmr(arrays, joint_layout="h36m17")
+    extra = out["extra_keypoints_3d"]
+    np.testing.assert_allclose(extra[:, 14], S[:, 0], rtol=1e-6)  # pelvis
+    np.testing.assert_allclose(extra[:, 0], S[:, 3], rtol=1e-6)  # right ankle
+    np.testing.assert_allclose(extra[:, 18], S[:, 10], rtol=1e-6)  # head -> Head (H36M)
+    np.testing.assert_allclose(extra[:, 12], S[:, 8], rtol=1e-6)  # thorax -> Neck (LSP)
+    assert not extra[:, [13, 15], 3].any()  # no top of head, no MPII thorax
+    # the same file said to be MPI-INF-3DHP's order is refused, naming the layout it fits
+    with pytest.raises(
+        ValueError, match=r"does not look like joint_layout 'mpi_inf_3dhp17'.*fits 'h36m17'"
+    ):
+        spin_npz_to_prohmr(arrays, joint_layout="mpi_inf_3dhp17")
+    with pytest.raises(ValueError, match=r"pass joint_layout.*geometry fits \['h36m17'\]"):
+        spin_npz_to_prohmr(arrays)
+    converted = spin_npz_to_prohmr(arrays, joint_layout="mpi_inf_3dhp17", check_layout=False)
+    assert converted["extra_keypoints_3d"].shape == (3, 19, 4)
+    # in MPI-INF-3DHP's order (put there through the 44 layout) the same body is accepted
+    mpi = np.zeros_like(S)
+    mpi_order = np.asarray(SPIN_JOINT_LAYOUTS["mpi_inf_3dhp17"])
+    for source, target in enumerate(SPIN_JOINT_LAYOUTS["h36m17"]):
+        mpi[:, np.flatnonzero(mpi_order == target)] = S[:, [source]]
+    mpi[:, 0] = S[:, 10] + [0.0, -0.1, 0.0, 0.0]  # MPI-INF-3DHP's head top
+    spin_npz_to_prohmr({**arrays, "S": mpi}, joint_layout="mpi_inf_3dhp17")
+    with pytest.raises(ValueError, match="does not look like joint_layout 'h36m17'"):
+        spin_npz_to_prohmr({**arrays, "S": mpi}, joint_layout="h36m17")
+
+
+def test_h36m17_file_agrees_with_the_24_joint_file_of_the_same_frames(shared_data) -> None:
+    body3d = shared_data / "h36m/test_h36m_body3d.npz"
+    arrays = spin_npz_to_prohmr(body3d, joint_layout="h36m17")
+    spin = spin_npz_to_prohmr(shared_data / "h36m/test_h36m.npz")
+    names = [Path(str(name)).name for name in arrays["imgname"]]
+    assert names == spin["imgname"].tolist()  # the same frames (mmpose adds folders)
+    slots = [index - 25 for index in H36M17_TO_44]
+    # metres to 1e-6; pixels to 0.05 (the two files' 2D pelvis differ by 0.02 px)
+    for key, atol in (("extra_keypoints_3d", 1e-6), ("extra_keypoints_2d", 0.05)):
+        np.testing.assert_allclose(arrays[key][:, slots], spin[key][:, slots], atol=atol)
+    with pytest.raises(ValueError, match="geometry fits 'h36m17'"):
+        spin_npz_to_prohmr(body3d, joint_layout="mpi_inf_3dhp17")
+    for name in ("test_3dhp_train.npz", "test_3dhp_test.npz"):
+        with pytest.raises(ValueError, match="geometry fits 'mpi_inf_3dhp17'"):
+            spin_npz_to_prohmr(shared_data / "mpi_inf_3dhp" / name, joint_layout="h36m17")

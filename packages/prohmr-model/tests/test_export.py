@@ -80,3 +80,32 @@ def test_shapes_that_do_not_match_are_named() -> None:
         )
     with pytest.raises(ValueError, match="`transl` must have shape"):
         save_meshes("x", torch.zeros(2, 4, 3), torch.zeros(3, 3), torch.zeros(1, 3))
+
+
+def test_prediction_save_writes_params_and_meshes(prediction, tmp_path) -> None:
+    model, result = prediction
+    paths = result.save(tmp_path / "person", faces=model.faces)
+    assert [p.name for p in paths] == ["person.npz", "person.json", "person.obj"]
+    assert np.load(paths[0])["body_pose"].shape == (69,)
+    vertices, faces = read_obj(paths[2])
+    assert vertices.shape == (6890, 3)
+    np.testing.assert_array_equal(faces, model.faces.numpy())
+    every = result.save(tmp_path / "all", faces=model.faces, samples=True)
+    assert [p.name for p in every[2:]] == ["all.obj", "all_sample001.obj", "all_sample002.obj"]
+    assert np.load(every[0])["body_pose"].shape == (3, 69)
+
+
+def test_a_fit_saves_in_the_camera_it_was_fitted_in(prediction, tmp_path) -> None:
+    model, _ = prediction
+    image, person = stick_figure()
+    fitted = model.fit(image, keypoints_2d=person, max_iterations=2, return_vertices=True)
+    paths = fitted.save(tmp_path / "fit", faces=model.faces)
+    record = np.load(paths[0])
+    np.testing.assert_allclose(
+        record["keypoints_2d"], fitted.keypoints_2d[0].double().numpy(), atol=1e-3
+    )
+    vertices, _ = read_obj(paths[2])
+    expected = (fitted.vertices[0] + fitted.camera_translation[0]).double().numpy()
+    np.testing.assert_allclose(vertices, expected, atol=1e-5)
+    with pytest.raises(TypeError, match="one image's result"):
+        model.predict([image, image], num_samples=1).save(tmp_path / "x")

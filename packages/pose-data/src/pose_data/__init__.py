@@ -168,6 +168,12 @@ from pose_data.h36m_layout import (
     H36M_TRAIN_SUBJECTS,
 )
 from pose_data.h36m_videopose3d import read_videopose3d_2d, read_videopose3d_3d
+from pose_data.humandata import (
+    HUMANDATA_KEYPOINT_CONVENTIONS,
+    convert_humandata,
+    read_humandata,
+    write_humandata,
+)
 from pose_data.lifting import (
     LIFTING_2D_EXTRA_IDX,
     LIFTING_3D_EXTRA_IDX,
@@ -229,6 +235,7 @@ __all__ += [
     "H36M_PROTOCOL2_CAMERA",
     "H36M_TEST_SUBJECTS",
     "H36M_TRAIN_SUBJECTS",
+    "HUMANDATA_KEYPOINT_CONVENTIONS",
     "LIFTING_2D_EXTRA_IDX",
     "LIFTING_3D_EXTRA_IDX",
     "MPI_INF17_NAMES",
@@ -247,6 +254,7 @@ __all__ += [
     "compute_lifting_stats",
     "convert_3dpw",
     "convert_h36m",
+    "convert_humandata",
     "convert_mannequin",
     "convert_mpi_inf_test",
     "convert_mpi_inf_train",
@@ -268,6 +276,7 @@ __all__ += [
     "read_h36m_cameras",
     "read_h36m_cdf",
     "read_h36m_mask_boxes",
+    "read_humandata",
     "read_lifting_stats",
     "read_mannequin_annotations",
     "read_mannequin_trajectory",
@@ -280,6 +289,7 @@ __all__ += [
     "sample_look_at_cameras",
     "square_boxes_from_keypoints",
     "subsample_clip",
+    "write_humandata",
     "write_lifting_npz",
     "write_lifting_stats",
 ]

@@ -136,6 +136,42 @@ class Prediction:
             raise TypeError("a single image's result has no image axis (len() is for lists)")
         return int(self.box_size.shape[0])
 
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        faces: Tensor | None = None,
+        samples: bool = False,
+    ) -> list[Path]:
+        """Write this image's bodies in the full image's camera frame (``prohmr_model.export``).
+
+        ``<path>.npz`` and ``<path>.json``: the SMPL parameters (smplx names: global_orient,
+        body_pose, betas, transl; the camera's focal_length and image_size; keypoints); with
+        ``faces`` (``Predictor.faces``) also ``<path>.obj`` (needs ``return_vertices=True``).
+        ``samples=True`` writes every sample: records with a leading N axis and
+        ``<path>_sample001.obj``...; otherwise the mode only.
+
+        Returns:
+            The written paths.
+
+        Raises:
+            TypeError: for a list of images' result (save ``result[i]``).
+            ValueError: if ``faces`` is given but the prediction has no vertices.
+        """
+        from .export import prediction_record, save_meshes, save_params
+
+        if self.batched:
+            raise TypeError("save one image's result at a time: `result[i].save(...)`")
+        written = list(save_params(path, prediction_record(self, samples=samples)))
+        if faces is not None:
+            if self.vertices is None:
+                raise ValueError("no vertices to save: predict with return_vertices=True")
+            pick = slice(None) if samples else slice(0, 1)
+            written += save_meshes(
+                path, self.vertices[pick].cpu(), self.camera_translation[pick].cpu(), faces.cpu()
+            )
+        return written
+
     def __getitem__(self, index: int) -> Prediction:
         """Image ``index``'s result of a list of images."""
         if not self.batched:
