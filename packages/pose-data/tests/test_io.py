@@ -34,6 +34,20 @@ def test_atomic_write_replaces_only_on_success(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]  # no temporary left
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_write_gives_the_mode_of_an_ordinary_file(tmp_path):
+    """Not mkstemp's private 0600: 0666 less the umask, like open(path, "w")."""
+    old = os.umask(0o027)
+    try:
+        written = atomic_write(tmp_path / "a.bin", lambda f: f.write(b"x"))
+        with open(tmp_path / "b.bin", "wb"):
+            pass
+    finally:
+        os.umask(old)
+    assert written.stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o640
+
+
 def test_atomic_npz_refuses_object_arrays(tmp_path):
     with pytest.raises(TypeError, match="'bad' has dtype object"):
         atomic_write_npz(tmp_path / "x.npz", {"bad": np.array([{}], dtype=object)})

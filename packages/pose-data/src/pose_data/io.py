@@ -78,6 +78,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent
     )
     try:
+        # mkstemp creates the file private (0600); give it the mode an ordinary open() would
+        # (0666 less the umask), so results are readable as any other file the user writes.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)
         with os.fdopen(handle, "wb") as file:
             write(file)
             file.flush()

@@ -358,6 +358,11 @@ class MetricAccumulator:
             dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
         )
         try:
+            # mkstemp makes the file private (0600); give it the mode open() would (0666
+            # less the umask), so results are readable as any other file the user writes.
+            mask = os.umask(0o022)
+            os.umask(mask)
+            os.chmod(temporary, 0o666 & ~mask)
             with os.fdopen(handle, "w", encoding="utf-8") as file:
                 file.write(text + "\n")
                 file.flush()
