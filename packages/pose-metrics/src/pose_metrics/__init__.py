@@ -1,4 +1,5 @@
-"""Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC.
+"""Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC,
+acceleration error of sequences.
 
 Conventions: poses are (..., J, 3) joint positions in metres unless `mm_per_unit` says
 otherwise; errors are in millimetres; MPJPE is measured after subtracting a root joint
@@ -21,6 +22,7 @@ from pose_metrics.errors import (
 )
 from pose_metrics.hypotheses import BestOfNResult, SampleErrors, best_of_n
 from pose_metrics.pck_auc import auc, pck, pck_curve
+from pose_metrics.temporal import acceleration_error, acceleration_errors, joint_accelerations
 
 try:
     __version__ = version("pose-metrics")
@@ -36,9 +38,12 @@ __all__ = [
     "MetricSummary",
     "SampleErrors",
     "__version__",
+    "acceleration_error",
+    "acceleration_errors",
     "auc",
     "best_of_n",
     "gaussian_baseline_samples",
+    "joint_accelerations",
     "joint_position_errors",
     "kmeans",
     "kmeans_best_of_k",
