@@ -18,7 +18,9 @@ Metrics against the ground-truth 3D keypoints (LSP-14 joints of the 44 layout, p
 root): PA-MPJPE and MPJPE (mm, mean over frames) and the acceleration error (mm/frame²,
 pose_metrics.acceleration_error: mean norm of the difference between predicted and true joint
 accelerations, pelvis-relative), per sequence and over all sequences (mean over sequences,
-which have the same length). Writes ``temporal_summary.md`` and ``temporal_summary.json``
+which have the same length). For scale, the table's "(no acceleration)" rows give the error of
+a body that does not accelerate, i.e. the mean size of the true accelerations: a method at that
+value has smoothed the motion away. Writes ``temporal_summary.md`` and ``temporal_summary.json``
 (per sequence, per method, and the fits' iterations and stopping reasons).
 """
 
@@ -119,16 +121,22 @@ def run(args: argparse.Namespace) -> dict:
             max_iterations=args.max_iters,
         )
         per_sequence[file.stem] = {"clip": str(arrays["clip"]), "metrics": values, "fits": fits}
-        line = ", ".join(
+        reference = values["no_acceleration"]["accel_error"]
+        line = f"true accel {reference:.1f}; " + ", ".join(
             f"{m} {values[m]['pa_mpjpe']:.1f}/{values[m]['accel_error']:.1f}" for m in methods
         )
         print(f"{file.stem} ({index + 1}/{len(sequences.files)}) PA-MPJPE/accel: {line}")
-    overall = {
+    overall: dict[str, dict[str, float]] = {
         m: {
             key: float(np.mean([s["metrics"][m][key] for s in per_sequence.values()]))
             for key in ("pa_mpjpe", "mpjpe", "accel_error")
         }
         for m in methods
+    }
+    overall["no_acceleration"] = {
+        "accel_error": float(
+            np.mean([s["metrics"]["no_acceleration"]["accel_error"] for s in per_sequence.values()])
+        )
     }
     header = (
         f"{len(per_sequence)} sequences x {args.length} frames (30 fps) of the held-out clips, "
@@ -191,7 +199,17 @@ def evaluate_sequence(
         )
         predictions[f"temporal_w{weight:g}"] = temporal.keypoints_3d[:, 0]
         fits[f"temporal_w{weight:g}"] = _fit_report(temporal)
-    values = {}
+    # the acceleration error of a prediction without acceleration: the true accelerations' size
+    still = target[..., :3].mean(dim=0, keepdim=True).expand_as(target[..., :3])
+    values = {
+        "no_acceleration": {
+            "accel_error": float(
+                pm.acceleration_error(
+                    still, target[..., :3], root_idx=pg.PELVIS_IDX_44, joint_idx=pg.LSP14_IDX_44
+                )
+            )
+        }
+    }
     for name, prediction in predictions.items():
         mpjpe, pa = pose_errors(prediction, target, joints=pg.LSP14_IDX_44)
         accel = pm.acceleration_error(
@@ -225,13 +243,17 @@ def markdown_table(per_sequence: dict[str, dict], overall: dict, methods: list[s
         "| method | sequence | PA-MPJPE (mm) | MPJPE (mm) | accel error (mm/frame²) |",
         "|---|---|---|---|---|",
     ]
+    still = "(no acceleration)"
     for method in methods:
         row = overall[method]
         lines.append(
             f"| {method} | **all** | {row['pa_mpjpe']:.1f} | {row['mpjpe']:.1f} | "
             f"{row['accel_error']:.1f} |"
         )
+    lines.append(f"| {still} | **all** | - | - | {overall['no_acceleration']['accel_error']:.1f} |")
     for name, sequence in per_sequence.items():
+        reference = sequence["metrics"]["no_acceleration"]["accel_error"]
+        lines.append(f"| {still} | {name} ({sequence['clip']}) | - | - | {reference:.1f} |")
         for method in methods:
             row = sequence["metrics"][method]
             lines.append(

@@ -1,4 +1,4 @@
-"""tools/fit_sequence.py on a few synthetic frames with a tiny checkpoint."""
+"""tools/fit_sequence.py and tools/eval_temporal.py on a few synthetic frames, tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pipeline.testing import load_tool
 from prohmr_model.testing import save_checkpoint_of, tiny_model
 
 fit_sequence = load_tool("fit_sequence")
+eval_temporal = load_tool("eval_temporal")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,7 +38,13 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(made.root / "images" / "seq_000", images)
     shutil.copytree(made.root / "openpose" / "seq_000", keypoints)
     checkpoint = save_checkpoint_of(root / "tiny.pt", tiny_model())
-    return {"images": images, "keypoints": keypoints, "npz": made.files[0], "ckpt": checkpoint}
+    return {
+        "images": images,
+        "keypoints": keypoints,
+        "npz": made.files[0],
+        "ckpt": checkpoint,
+        "world": root / "world",
+    }
 
 
 def _add_person(path: Path, shift: float, scale: float = 1.0) -> None:
@@ -106,3 +113,27 @@ def test_a_person_whose_box_jumps_is_lost(frames, tmp_path):
     assert fit_sequence.box_iou((np.zeros(2), 2.0), (np.ones(2), 2.0)) == pytest.approx(1 / 7)
     with pytest.raises(SystemExit, match="needs at least 3"):
         fit_sequence.list_frames(keypoints)
+
+
+def test_eval_temporal_compares_per_frame_and_temporal_fits(frames, tmp_path):
+    out = tmp_path / "eval"
+    args = [
+        "--checkpoint", str(frames["ckpt"]), "--world", str(frames["world"]),
+        "--sequences-dir", str(tmp_path / "sequences"), "--num-sequences", "1", "--length", "4",
+        "--smoothness", "0", "50", "--max-iters", "1", "--out", str(out), "--device", "cpu",
+    ]  # fmt: skip
+    assert eval_temporal.main(args) == 0
+    report = json.loads((out / "temporal_summary.json").read_text())
+    methods = ["regression", "per_frame", "temporal_w0", "temporal_w50"]
+    assert report["methods"] == methods
+    sequence = report["per_sequence"]["seq_000"]
+    for method in methods:
+        for key in ("pa_mpjpe", "mpjpe", "accel_error"):
+            assert np.isfinite(sequence["metrics"][method][key]), (method, key)
+            assert report["overall"][method][key] == pytest.approx(sequence["metrics"][method][key])
+    assert len(sequence["fits"]["temporal_w50"]["keypoint_error_after_px"]) == 4
+    assert sequence["fits"]["per_frame"]["iterations"] == [1, 1, 1, 1]
+    table = (out / "temporal_summary.md").read_text()
+    assert "| temporal_w50 | **all** |" in table and "(no acceleration)" in table
+    with pytest.raises(SystemExit):
+        eval_temporal.parse_args(["--checkpoint", "x.pt", "--smoothness", "-1"])
