@@ -8,6 +8,9 @@ Writes ``train.npz`` / ``val.npz`` (image npz), ``multiview.pkl`` (multiview pic
 the CMU clips the repository ships in ``assets/cmu_mocap``, retargeted to SMPL (missing clips
 are an error), or from a joint-limit sampler with ``--no-mocap``. Deterministic from ``--seed``;
 an existing world with the same settings and clips is reused unless ``--force``.
+``--sequences`` also makes the world's video sequences for temporal fitting in
+``<out>/sequences`` (pipeline.synthetic_sequences; otherwise they are made on first use by
+tools/eval_temporal.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from pipeline.cli import at_least, check_output_args
 from pipeline.config import SyntheticConfig
 from pipeline.synthetic import generate_synthetic_world
+from pipeline.synthetic_sequences import ensure_sequences
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=at_least(0), default=defaults.seed)
     parser.add_argument("--no-mocap", action="store_true", help="joint-limit sampler only")
     parser.add_argument("--force", action="store_true", help="regenerate even if up to date")
+    parser.add_argument(
+        "--sequences", action="store_true", help="also make <out>/sequences (temporal fitting)"
+    )
     args = parser.parse_args(argv)
     check_output_args(parser, dirs={"--out": args.out})
     config = SyntheticConfig(
@@ -50,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{info.get('multiview_frames')} multiview frames; poses from {info.get('pose_source')} "
         f"({info.get('pose_pool')} poses); {time.perf_counter() - started:.1f} s"
     )
+    if args.sequences:
+        sequences = ensure_sequences(world.root, force=args.force, progress=True)
+        print(f"{sequences.root}: {len(sequences.files)} sequences")
     return 0
 
 

@@ -220,6 +220,39 @@ def test_fit_lowers_the_keypoint_error_in_the_full_image(model, person) -> None:
     torch.testing.assert_close(batch[1].keypoints_2d, fitted.keypoints_2d, atol=2.0, rtol=0)
 
 
+def test_fit_sequence_shares_the_betas_and_reports_every_frame(model, person) -> None:
+    image, keypoints = person
+    frames = [np.roll(image, shift, axis=1) for shift in (0, 2, 4, 6)]
+    people = []
+    for shift in (0, 2, 4, 6):
+        moved = keypoints.copy()
+        moved[:, 0] += shift * (moved[:, 2] > 0)
+        people.append(moved)
+    people[2] = None  # the person is lost in frame 2: fitted from the image and its neighbours
+    boxes = [None, None, (40, 20, 80, 160), None]
+    fitted = model.fit_sequence(frames, keypoints_2d=people, box=boxes, max_iterations=4)
+    assert isinstance(fitted, prohmr_model.FitResult) and len(fitted) == 4
+    assert fitted.keypoints_3d.shape == (4, 1, 44, 3) and fitted.z.shape == (4, 1, 144)
+    torch.testing.assert_close(fitted.betas, fitted.betas[:1].expand_as(fitted.betas))
+    assert len(fitted.stopping) == 4 and len(set(fitted.stopping)) == 1
+    assert fitted.iterations.shape == (4,) and 1 <= int(fitted.iterations[0]) <= 4
+    assert torch.isnan(fitted.keypoint_error_before[2]) and torch.isnan(
+        fitted.keypoint_error_after[2]
+    )
+    seen = torch.tensor([0, 1, 3])
+    assert float(fitted.keypoint_error_after[seen].mean()) < float(
+        fitted.keypoint_error_before[seen].mean()
+    )
+    frame = fitted[1]
+    assert frame.keypoints_2d.shape == (1, 44, 2) and isinstance(frame.stopping, str)
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        model.fit_sequence(frames[:2], keypoints_2d=people[:2])
+    with pytest.raises(ValueError, match="`keypoints_2d` must be a list of 4"):
+        model.fit_sequence(frames, keypoints_2d=people[:3])
+    with pytest.raises(ValueError, match=r"`keypoints_2d\[1\]` is None"):
+        model.fit([image, image], keypoints_2d=[keypoints, None])
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [

@@ -2,7 +2,8 @@
 
 A generic core (`minimize`: per-item L-BFGS with strong-Wolfe line search, or Adam, with
 ProHMR's stopping rules and a per-item report) and three fittings built on it: ProHMR's keypoint
-fitting over the latent z of a decoder (`fit_keypoints`), an SMPLify-style baseline with a
+fitting over the latent z of a decoder (`fit_keypoints`; of whole sequences with shared betas
+and a smoothness term: `fit_keypoints_sequence`), an SMPLify-style baseline with a
 Gaussian-mixture pose prior (`fit_smplify`, `GaussianMixturePrior`), and ProHMR's multiview
 refinement (`refine_multiview`). The decoder, the body model and the pose prior are passed in as
 callables; this package depends on torch, numpy and pose-geometry only.
@@ -33,6 +34,11 @@ from pose_fitting.keypoint_fitting import (
     fit_keypoints,
 )
 from pose_fitting.multiview import MultiviewOptions, MultiviewResult, refine_multiview
+from pose_fitting.sequence import (
+    SequenceFittingOptions,
+    SequenceFittingResult,
+    fit_keypoints_sequence,
+)
 from pose_fitting.smplify import (
     TORSO_KEYPOINT_IDX_44,
     SMPLifyOptions,
@@ -44,6 +50,7 @@ from pose_fitting.terms import (
     ANGLE_PRIOR_BODY_JOINT_IDX,
     ANGLE_PRIOR_SIGNS,
     ANGLE_PRIOR_SMPL_JOINTS,
+    acceleration_term,
     angle_prior,
     depth_deviation,
     geman_mcclure,
@@ -79,11 +86,15 @@ __all__ = [
     "MultiviewResult",
     "SMPLifyOptions",
     "SMPLifyResult",
+    "SequenceFittingOptions",
+    "SequenceFittingResult",
     "StoppingRules",
     "__version__",
+    "acceleration_term",
     "angle_prior",
     "depth_deviation",
     "fit_keypoints",
+    "fit_keypoints_sequence",
     "fit_pose_gmm",
     "fit_smplify",
     "geman_mcclure",

@@ -17,6 +17,7 @@ __all__ = [
     "ANGLE_PRIOR_BODY_JOINT_IDX",
     "ANGLE_PRIOR_SIGNS",
     "ANGLE_PRIOR_SMPL_JOINTS",
+    "acceleration_term",
     "angle_prior",
     "depth_deviation",
     "geman_mcclure",
@@ -190,3 +191,25 @@ def depth_deviation(translation: Tensor, reference_translation: Tensor) -> Tenso
     check_trailing_shape("translation", translation, 3)
     check_trailing_shape("reference_translation", reference_translation, 3)
     return (translation[..., 2] - reference_translation[..., 2]) ** 2
+
+
+def acceleration_term(points: Tensor) -> Tensor:
+    """Squared accelerations of a point sequence: ``Σ_t Σ_k ‖p[t+1] - 2 p[t] + p[t-1]‖²``.
+
+    The smoothness term of sequence fitting (`fit_keypoints_sequence`); zero for points moving
+    at constant velocity.
+
+    Args:
+        points: (..., T, K, 3) points over T >= 3 frames (metres for body keypoints).
+
+    Returns:
+        (...) sums over the T - 2 inner frames and the K points, in squared units per frame⁴
+        (m²/frame⁴).
+    """
+    check_floating("points", points)
+    if points.ndim < 3 or points.shape[-1] != 3 or points.shape[-3] < 3:
+        raise ValueError(
+            f"`points` must have shape (..., T, K, 3) with T >= 3 frames, got {tuple(points.shape)}"
+        )
+    second = points[..., 2:, :, :] - 2.0 * points[..., 1:-1, :, :] + points[..., :-2, :, :]
+    return (second * second).sum(dim=(-1, -2, -3))

@@ -1,5 +1,6 @@
 """Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC,
-and the uncertainty of samples (diversity, calibration, spread-error rank correlation).
+and the uncertainty of samples (diversity, calibration, spread-error rank correlation),
+acceleration error of sequences.
 
 Conventions: poses are (..., J, 3) joint positions in metres unless `mm_per_unit` says
 otherwise; errors are in millimetres; MPJPE is measured after subtracting a root joint
@@ -31,6 +32,7 @@ from pose_metrics.uncertainty import (
     sample_diversity,
     spearman,
 )
+from pose_metrics.temporal import acceleration_error, acceleration_errors, joint_accelerations
 
 try:
     __version__ = version("pose-metrics")
@@ -49,11 +51,14 @@ __all__ = [
     "UncertaintyAccumulator",
     "UncertaintySummary",
     "__version__",
+    "acceleration_error",
+    "acceleration_errors",
     "auc",
     "average_ranks",
     "best_of_n",
     "central_region_coverage",
     "gaussian_baseline_samples",
+    "joint_accelerations",
     "joint_position_errors",
     "kmeans",
     "kmeans_best_of_k",

@@ -8,7 +8,8 @@ this module builds them from a loaded `ProHMR`:
   mode, features constants);
 - `fit_mode`: ProHMR keypoint fitting started from a regression's mode (z = 0, its betas, the
   camera given), the one glue the demo, the evaluation and ``Predictor.fit`` use;
-  `keypoint_error` its mean 2D distance;
+  `keypoint_error` its mean 2D distance; `fit_sequence` the same for sequences of frames
+  fitted jointly (pose-fitting's `fit_keypoints_sequence`: shared betas, smoothness);
 - `body_keypoints` (``path="fast"``: pose-body's joints-only skinning; ``"full"``: the full
   forward with vertices, as the original's SMPL call) giving the 44 keypoints;
 - `load_pose_prior`: the SMPLify baseline's Gaussian-mixture pose prior, from a real
@@ -39,7 +40,10 @@ from pose_fitting import (
     GaussianMixturePrior,
     KeypointFittingOptions,
     KeypointFittingResult,
+    SequenceFittingOptions,
+    SequenceFittingResult,
     fit_keypoints,
+    fit_keypoints_sequence,
     fit_pose_gmm,
 )
 
@@ -49,6 +53,7 @@ __all__ = [
     "FIT_COLOUR",
     "body_keypoints",
     "fit_mode",
+    "fit_sequence",
     "flow_decoder",
     "freeze",
     "keypoint_error",
@@ -194,6 +199,68 @@ def fit_mode(
         focal_px=camera.focal_px,
         image_size_px=camera.image_size_px,
         center_px=camera.center_px,
+        options=options,
+    )
+
+
+def fit_sequence(
+    model: ProHMR,
+    output: ProHMROutput,
+    keypoints_2d: Tensor,
+    camera: FittingCamera,
+    *,
+    options: SequenceFittingOptions | None = None,
+    body: BodyCallable | None = None,
+) -> SequenceFittingResult:
+    """Temporal keypoint fitting of regressed frame sequences (docs/fitting.md#temporal-fitting):
+    per-frame z from 0 (each frame's mode) and translations from ``camera``, betas shared per
+    sequence starting at the mean of the frames' regressed betas, and the smoothness term of
+    pose-fitting's `fit_keypoints_sequence`.
+
+    Args:
+        model: the frozen model (`freeze`) that produced ``output``.
+        output: its regression of the N = G·T frames, sequence-major (frame t of sequence g
+            is image g·T + t); ``features``, ``betas`` and ``z`` are read.
+        keypoints_2d: (T, 44, 3) for one sequence or (G, T, 44, 3), pixels of ``camera``'s
+            frame with confidence.
+        camera: `FittingCamera` of the N frames (full frame or crop).
+        options: `SequenceFittingOptions` (default: smoothness 100, shared betas, ProHMR's
+            per-frame terms).
+        body: the body callable (default `body_keypoints` on the fast path).
+
+    Returns:
+        pose-fitting's `SequenceFittingResult`, shaped (T, ...) or (G, T, ...) as the keypoints.
+    """
+    options = SequenceFittingOptions() if options is None else options
+    if body is None:
+        body = body_keypoints(model.body_model, path="fast")
+    if not isinstance(keypoints_2d, Tensor) or keypoints_2d.ndim not in (3, 4):
+        shape = tuple(keypoints_2d.shape) if isinstance(keypoints_2d, Tensor) else None
+        raise ValueError(
+            f"`keypoints_2d` must be a (T, 44, 3) or (G, T, 44, 3) tensor, got "
+            f"{type(keypoints_2d).__name__} of shape {shape}"
+        )
+    lead = tuple(keypoints_2d.shape[:-2])
+    frames = output.z.shape[0]
+    if int(np.prod(lead)) != frames:
+        raise ValueError(
+            f"`keypoints_2d` has {lead} frames (shape {tuple(keypoints_2d.shape)}), the "
+            f"regression `output` {frames} images: they must be the same frames"
+        )
+
+    def shaped(x: Tensor) -> Tensor:
+        return x.reshape(*lead, *x.shape[1:])
+
+    return fit_keypoints_sequence(
+        decoder=flow_decoder(model, output.features),
+        body_model=body,
+        keypoints_2d=keypoints_2d,
+        init_z=shaped(torch.zeros_like(output.z[:, 0])),
+        init_betas=shaped(output.betas[:, 0]),
+        init_camera_translation=shaped(camera.translation),
+        focal_px=shaped(camera.focal_px),
+        image_size_px=shaped(camera.image_size_px),
+        center_px=shaped(camera.center_px),
         options=options,
     )
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,9 @@ from torch import Tensor
 import pose_data as pdata
 import pose_geometry as pg
 from pose_body import BodyModel
-from pose_fitting import FittingCamera, KeypointFittingOptions
+from pose_fitting import FittingCamera, KeypointFittingOptions, SequenceFittingOptions
 
-from .fitting import fit_mode, freeze, keypoint_error, mesh_vertices
+from .fitting import fit_mode, fit_sequence, freeze, keypoint_error, mesh_vertices
 from .loading import BodyModelLike, crop_size_from_config, load_prohmr_model
 from .model import VIRTUAL_CROP_PX, ProHMR, ProHMROutput
 
@@ -47,6 +47,8 @@ __all__ = ["DEFAULT_BOX_RESCALE", "FitResult", "Prediction", "Predictor", "load"
 DEFAULT_BOX_RESCALE = 1.2
 #: Outer L-BFGS iterations of `Predictor.fit` (the original demo's 10).
 DEFAULT_FIT_ITERATIONS = 10
+#: Outer L-BFGS iterations of `Predictor.fit_sequence` (a sequence has T times the variables).
+DEFAULT_SEQUENCE_FIT_ITERATIONS = 30
 
 
 def load(
@@ -360,10 +362,110 @@ class Predictor:
         stopping = replace(options.stopping, max_iterations=max_iterations)
         options = replace(options, stopping=stopping)
         people, batched = self._people(image, box, keypoints_2d, rescale)
+        missing = [i for i, person in enumerate(people) if person.keypoints is None]
+        if missing:
+            raise ValueError(
+                f"`keypoints_2d[{missing[0]}]` is None: fit() fits every image to its keypoints"
+            )
+
+        def run(output: ProHMROutput, targets: Tensor, camera: FittingCamera):
+            fit = fit_mode(self.model, output, targets, camera, options=options)
+            return fit, fit.report.iterations, tuple(fit.report.reasons)
+
+        result = self._fit_people(people, focal_length, run, return_vertices)
+        return result if batched else result[0]
+
+    def fit_sequence(
+        self,
+        images: Sequence[Any],
+        *,
+        keypoints_2d: Sequence[Any],
+        box: Sequence[Any] | None = None,
+        smoothness_weight: float | None = None,
+        max_iterations: int = DEFAULT_SEQUENCE_FIT_ITERATIONS,
+        options: SequenceFittingOptions | None = None,
+        return_vertices: bool = False,
+        focal_length: float | None = None,
+        rescale: float = DEFAULT_BOX_RESCALE,
+    ) -> FitResult:
+        """Fit one person through T consecutive frames jointly (docs/fitting.md#temporal-fitting).
+
+        As `fit` for every frame (the regression's mode starts it; z, camera translation and the
+        keypoint term per frame, in each full image's camera), but the betas are shared by all
+        frames and a smoothness term penalises the accelerations of the 3D keypoints
+        (pose-fitting's ``fit_keypoints_sequence``).
+
+        Args:
+            images: T >= 3 frames in order (paths or (H, W, 3) uint8 RGB arrays).
+            keypoints_2d: T entries as for `fit` (one person per frame); an entry may be None
+                for a frame where the person was not detected (give that frame's ``box``; the
+                default is the whole image): the frame is then fitted from its image, the
+                priors and its neighbours.
+            box: T boxes (x, y, w, h) or None entries; default from the keypoints.
+            smoothness_weight: weight of the squared accelerations (overrides ``options``').
+            max_iterations: outer L-BFGS iterations at most (overrides ``options``').
+            options: pose-fitting's ``SequenceFittingOptions``; default: smoothness 100,
+                shared betas, ProHMR's per-frame terms.
+            return_vertices, focal_length, rescale: as for `predict`.
+
+        Returns:
+            A `FitResult` with a leading frame axis T (``result[t]`` is frame t); every frame
+            reports its own 2D errors before and after, and the sequence's iterations and
+            stopping reason.
+
+        Raises:
+            As `fit`; ValueError naming ``images`` or ``keypoints_2d`` for fewer than 3 frames
+            or lists of other lengths.
+        """
+        if not isinstance(images, list | tuple):
+            raise TypeError(f"`images` must be a list of frames, got {type(images).__name__}")
+        if len(images) < 3:
+            raise ValueError(
+                f"`images` must hold at least 3 frames (the smoothness term needs three), got "
+                f"{len(images)}"
+            )
+        if not isinstance(keypoints_2d, list | tuple) or len(keypoints_2d) != len(images):
+            got = len(keypoints_2d) if isinstance(keypoints_2d, list | tuple) else None
+            raise ValueError(
+                f"`keypoints_2d` must be a list of {len(images)} entries (one per frame), got "
+                f"{type(keypoints_2d).__name__}" + (f" of length {got}" if got is not None else "")
+            )
+        _check_count("max_iterations", max_iterations)
+        options = SequenceFittingOptions() if options is None else options
+        if not isinstance(options, SequenceFittingOptions):
+            raise TypeError(
+                f"`options` must be a SequenceFittingOptions, got {type(options).__name__}"
+            )
+        stopping = replace(options.frame.stopping, max_iterations=max_iterations)
+        options = replace(options, frame=replace(options.frame, stopping=stopping))
+        if smoothness_weight is not None:
+            options = replace(options, smoothness_weight=smoothness_weight)
+        people, _ = self._people(list(images), box, list(keypoints_2d), rescale)
+        frames = len(people)
+
+        def run(output: ProHMROutput, targets: Tensor, camera: FittingCamera):
+            fit = fit_sequence(self.model, output, targets, camera, options=options)
+            iterations = fit.report.iterations.expand(frames)
+            return fit, iterations, tuple(fit.report.reasons) * frames
+
+        return self._fit_people(people, focal_length, run, return_vertices)
+
+    def _fit_people(
+        self,
+        people: list[_Person],
+        focal_length: float | None,
+        run: Callable[[ProHMROutput, Tensor, FittingCamera], tuple[Any, Tensor, tuple[str, ...]]],
+        return_vertices: bool,
+    ) -> FitResult:
+        """Regress, fit with ``run`` (a fit of B frames with fit_keypoints' result fields) and
+        make the batched `FitResult`."""
         focal = self._focal(people, focal_length)
         with torch.no_grad():
             output = self._regress(people, 1, None)
-        targets = torch.from_numpy(np.stack([p.keypoints for p in people])).to(self.device)
+        targets = torch.from_numpy(
+            np.stack([np.zeros((44, 3), np.float32) if p.keypoints is None else p.keypoints
+                      for p in people])
+        ).to(self.device)  # fmt: skip
         centers, sizes, image_sizes = _boxes(people, self.device)
         camera_in = output.camera[:, 0].float()
         _check_scale(camera_in[:, None], people)
@@ -374,7 +476,7 @@ class Predictor:
             image_size_px=image_sizes,
             focal_length_px=focal,
         )
-        fit = fit_mode(self.model, output, targets, camera, options=options)
+        fit, iterations, reasons = run(output, targets, camera)
         with torch.no_grad():
             mode_projected = pg.project_points(
                 output.keypoints_3d[:, 0].float(),
@@ -404,14 +506,13 @@ class Predictor:
             device=self.device,
             keypoints_2d=fit.projected_keypoints_2d[:, None],
         )
-        result = FitResult(
+        return FitResult(
             **{item.name: getattr(result, item.name) for item in fields(result)},
             keypoint_error_before=keypoint_error(mode_projected, targets),
             keypoint_error_after=keypoint_error(fit.projected_keypoints_2d, targets),
-            iterations=fit.report.iterations.to(self.device),
-            stopping=tuple(fit.report.reasons),
+            iterations=iterations.to(self.device),
+            stopping=reasons,
         )
-        return result if batched else result[0]
 
     # -- inputs ----------------------------------------------------------------------------------
 
