@@ -1,5 +1,5 @@
 """Metrics for (probabilistic) 3D human pose: MPJPE, PA-MPJPE, best-of-n, k-means, PCK/AUC,
-and the uncertainty of samples (diversity, calibration, spread-error rank correlation),
+the uncertainty of samples (diversity, calibration, spread-error rank correlation) and the
 acceleration error of sequences.
 
 Conventions: poses are (..., J, 3) joint positions in metres unless `mm_per_unit` says
@@ -23,6 +23,7 @@ from pose_metrics.errors import (
 )
 from pose_metrics.hypotheses import BestOfNResult, SampleErrors, best_of_n
 from pose_metrics.pck_auc import auc, pck, pck_curve
+from pose_metrics.temporal import acceleration_error, acceleration_errors, joint_accelerations
 from pose_metrics.uncertainty import (
     DEFAULT_LEVELS,
     UncertaintyAccumulator,
@@ -32,7 +33,6 @@ from pose_metrics.uncertainty import (
     sample_diversity,
     spearman,
 )
-from pose_metrics.temporal import acceleration_error, acceleration_errors, joint_accelerations
 
 try:
     __version__ = version("pose-metrics")
