@@ -238,6 +238,51 @@ class KeypointFittingResult:
     report: FitReport = field(repr=False)
 
 
+def frame_terms(
+    decoder: Decoder,
+    body_model: BodyModel,
+    z: Tensor,
+    betas: Tensor,
+    translation: Tensor,
+    *,
+    keypoints: Tensor,
+    focal: Tensor,
+    center: Tensor,
+    data_weight: Tensor,
+    options: KeypointFittingOptions,
+) -> tuple[dict[str, Tensor], tuple[Tensor, Tensor, Tensor, Tensor]]:
+    """ProHMR's fitting objective of B frames, term by term: the one definition of it.
+
+    `fit_keypoints` minimises the sum of these terms per item; `fit_keypoints_sequence` sums
+    them over a sequence's frames and adds its smoothness term.
+
+    Args:
+        decoder, body_model: as for `fit_keypoints`.
+        z: (B, D) latents. betas: (B, S). translation: (B, 3) camera translations, metres.
+        keypoints: (B, K, 3) prepared targets (pixels, confidence).
+        focal, center: (B, 2) intrinsics in pixels. data_weight: (B,) image-size weights.
+        options: the weights and robustifier of the terms.
+
+    Returns:
+        ``{"reprojection", "pose_prior", "shape_prior"}`` each (B,), and the decoded
+        ``(global_orient, body_pose, keypoints_3d, projected_keypoints_2d)``.
+    """
+    num = z.shape[0]
+    global_orient, body_pose = check_pose_output("decoder", decoder(z), num)
+    joints = check_keypoints_output(
+        "body_model", body_model(global_orient, body_pose, betas), num, keypoints.shape[1]
+    )
+    projected = project_points(joints, focal_px=focal, center_px=center, translation=translation)
+    terms = {
+        "reprojection": reprojection_term(
+            projected, keypoints, sigma_px=options.sigma_px, weight=data_weight
+        ),
+        "pose_prior": options.pose_prior_weight**2 * squared_norm(z),
+        "shape_prior": options.shape_prior_weight**2 * squared_norm(betas),
+    }
+    return terms, (global_orient, body_pose, joints, projected)
+
+
 def fit_keypoints(
     *,
     decoder: Decoder,
@@ -299,32 +344,21 @@ def fit_keypoints(
     t0 = batched_vector("init_camera_translation", init_camera_translation, B, 3, z0)
     kp = prepare_keypoints(keypoints_2d, B, z0, use_hips=options.use_hips)
     focal, center, size = camera_intrinsics(focal_px, image_size_px, center_px, B, z0)
-    K = kp.shape[1]
     data_weight = image_size_weight(size, reference_px=options.reference_size_px)
-    w_pose = options.pose_prior_weight**2
-    w_shape = options.shape_prior_weight**2
-
-    def model(z: Tensor, betas: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        global_orient, body_pose = check_pose_output("decoder", decoder(z), B)
-        joints = check_keypoints_output(
-            "body_model", body_model(global_orient, body_pose, betas), B, K
-        )
-        return global_orient, body_pose, joints
 
     def terms_of(params: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], tuple[Tensor, ...]]:
-        z, betas, translation = params["z"], params["betas"], params["camera_translation"]
-        global_orient, body_pose, joints = model(z, betas)
-        projected = project_points(
-            joints, focal_px=focal, center_px=center, translation=translation
+        return frame_terms(
+            decoder,
+            body_model,
+            params["z"],
+            params["betas"],
+            params["camera_translation"],
+            keypoints=kp,
+            focal=focal,
+            center=center,
+            data_weight=data_weight,
+            options=options,
         )
-        terms = {
-            "reprojection": reprojection_term(
-                projected, kp, sigma_px=options.sigma_px, weight=data_weight
-            ),
-            "pose_prior": w_pose * squared_norm(z),
-            "shape_prior": w_shape * squared_norm(betas),
-        }
-        return terms, (global_orient, body_pose, joints, projected)
 
     def objective(params: dict[str, Tensor]) -> Tensor:
         terms, _ = terms_of(params)

@@ -37,7 +37,7 @@ priors and the smoothness hold them; this is what temporal fitting is for) and a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -47,8 +47,6 @@ from pose_fitting._checks import (
     check_callable,
     check_finite,
     check_fit_dtype,
-    check_keypoints_output,
-    check_pose_output,
 )
 from pose_fitting._common import (
     TOO_FEW_KEYPOINTS,
@@ -57,19 +55,11 @@ from pose_fitting._common import (
     finish_keypoints,
 )
 from pose_fitting.core import FitReport, minimize
-from pose_fitting.keypoint_fitting import KeypointFittingOptions
-from pose_fitting.terms import (
-    acceleration_term,
-    image_size_weight,
-    reprojection_term,
-    squared_norm,
-)
-from pose_geometry import check_floating, check_same_device, check_tensor, project_points
+from pose_fitting.keypoint_fitting import BodyModel, Decoder, KeypointFittingOptions, frame_terms
+from pose_fitting.terms import acceleration_term, image_size_weight
+from pose_geometry import check_floating, check_same_device, check_tensor
 
 __all__ = ["SequenceFittingOptions", "SequenceFittingResult", "fit_keypoints_sequence"]
-
-Decoder = Callable[[Tensor], tuple[Tensor, Tensor]]
-BodyModel = Callable[[Tensor, Tensor, Tensor], Tensor]
 
 #: Fewest frames of a sequence: the acceleration needs three.
 MIN_SEQUENCE_FRAMES = 3
@@ -248,8 +238,6 @@ def fit_keypoints_sequence(
     center_flat = None if center_px is None else flat("center_px", center_px, (2,))
     focal, center, size = camera_intrinsics(focal_flat, size_flat, center_flat, N, like)
     data_weight = image_size_weight(size, reference_px=frame.reference_size_px)
-    w_pose = frame.pose_prior_weight**2
-    w_shape = frame.shape_prior_weight**2
     w_smooth = options.smoothness_weight**2
 
     def frame_betas(betas: Tensor) -> Tensor:
@@ -258,25 +246,20 @@ def fit_keypoints_sequence(
         return betas.reshape(N, S)
 
     def evaluate(p: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, tuple]:
-        z = p["z"].reshape(N, D)
-        global_orient, body_pose = check_pose_output("decoder", decoder(z), N)
         betas = frame_betas(p["betas"])
-        joints = check_keypoints_output(
-            "body_model", body_model(global_orient, body_pose, betas), N, K
+        terms, (global_orient, body_pose, joints, projected) = frame_terms(
+            decoder,
+            body_model,
+            p["z"].reshape(N, D),
+            betas,
+            p["camera_translation"].reshape(N, 3),
+            keypoints=kp,
+            focal=focal,
+            center=center,
+            data_weight=data_weight,
+            options=frame,
         )
-        projected = project_points(
-            joints,
-            focal_px=focal,
-            center_px=center,
-            translation=p["camera_translation"].reshape(N, 3),
-        )
-        per_frame = {
-            "reprojection": reprojection_term(
-                projected, kp, sigma_px=frame.sigma_px, weight=data_weight
-            ).reshape(G, T),
-            "pose_prior": (w_pose * squared_norm(z)).reshape(G, T),
-            "shape_prior": (w_shape * squared_norm(betas)).reshape(G, T),
-        }
+        per_frame = {name: value.reshape(G, T) for name, value in terms.items()}
         smoothness = w_smooth * acceleration_term(joints.reshape(G, T, K, 3))
         return per_frame, smoothness, (global_orient, body_pose, betas, joints, projected)
 
