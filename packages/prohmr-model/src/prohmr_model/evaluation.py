@@ -31,6 +31,7 @@ were NaN or infinite, so the program exits non-zero instead of printing NaN mean
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from torch.utils.data import DataLoader
 
 import pose_geometry as pg
 import pose_metrics as pm
+from pose_data.io import atomic_write
 
 from .batch import to_device
 from .lifting import ProSkeleton, lifting_batch, prepend_zero_pelvis
@@ -623,6 +625,28 @@ def _series(summary: Mapping[str, float], metric: str) -> dict[str, dict[int, fl
     return series
 
 
+def _figure(function: str, size: tuple[float, float]) -> Any:
+    """A pyplot-free matplotlib Figure (the caller's backend is left alone)."""
+    try:
+        from matplotlib.figure import Figure
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"{function} needs matplotlib, the optional dependency of prohmr-model's "
+            "'plots' extra: pip install 'prohmr-model[plots]'"
+        ) from error
+    return Figure(figsize=size)
+
+
+def _save_png(figure: Any, path: str | Path) -> Path:
+    """Lay out ``figure`` and write it to ``path`` as a PNG, atomically; returns the path."""
+    figure.tight_layout()
+    destination = Path(path)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return atomic_write(destination, lambda file: file.write(buffer.getvalue()))
+
+
 def error_vs_n_plot(
     summary: Mapping[str, float], ns: Sequence[int], path: str | Path, *, title: str
 ) -> Path:
@@ -638,15 +662,8 @@ def error_vs_n_plot(
     Raises:
         ModuleNotFoundError: naming the extra, if matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            "error_vs_n_plot needs matplotlib, the optional dependency of prohmr-model's "
-            "'plots' extra: pip install 'prohmr-model[plots]'"
-        ) from error
+    figure = _figure("error_vs_n_plot", (10, 4))
     wanted = sorted({int(n) for n in ns})
-    figure = Figure(figsize=(10, 4))
     axes = figure.subplots(1, 2)
     for axis, metric in zip(axes, ("mpjpe", "pa_mpjpe"), strict=True):
         for label, values in _series(summary, metric).items():
@@ -664,13 +681,7 @@ def error_vs_n_plot(
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=8)
     figure.suptitle(title)
-    figure.tight_layout()
-    destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    temporary.replace(destination)
-    return destination
+    return _save_png(figure, path)
 
 
 def calibration_plot(summary: pm.UncertaintySummary, path: str | Path, *, title: str) -> Path:
@@ -684,14 +695,7 @@ def calibration_plot(summary: pm.UncertaintySummary, path: str | Path, *, title:
     Raises:
         ModuleNotFoundError: naming the extra, if matplotlib is not installed.
     """
-    try:
-        from matplotlib.figure import Figure
-    except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            "calibration_plot needs matplotlib, the optional dependency of prohmr-model's "
-            "'plots' extra: pip install 'prohmr-model[plots]'"
-        ) from error
-    figure = Figure(figsize=(5.5, 5))
+    figure = _figure("calibration_plot", (5.5, 5))
     axis = figure.subplots()
     levels = list(summary.levels)
     axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
@@ -712,10 +716,4 @@ def calibration_plot(summary: pm.UncertaintySummary, path: str | Path, *, title:
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8, loc="upper left", title="thin lines: single joints", title_fontsize=7)
     axis.set_title(f"{title} ({summary.num_images} images, {summary.num_samples} samples)")
-    figure.tight_layout()
-    destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    temporary.replace(destination)
-    return destination
+    return _save_png(figure, path)
