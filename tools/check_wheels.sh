@@ -94,8 +94,9 @@ cv2.imwrite("im1010.jpg", np.ascontiguousarray(image[..., ::-1]))
 people = {"people": [{"pose_keypoints_2d": keypoints.ravel().tolist()}]}
 Path("im1010_openpose.json").write_text(json.dumps(people))
 readme = Path(sys.argv[1])
+namespace = {"__name__": "__readme__"}  # the blocks continue one another, as in a session
 for i, block in enumerate(re.findall(r"^```python\n(.*?)^```", readme.read_text(), re.M | re.S)):
-    exec(compile(block, f"{readme}[block {i}]", "exec"), {"__name__": "__readme__"})
+    exec(compile(block, f"{readme}[block {i}]", "exec"), namespace)
 PY
     )
   fi
